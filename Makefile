@@ -1,0 +1,67 @@
+# explore-attention — every target runs from a clean clone.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Tests and notebooks never reach a model hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND := Agg
+DEBS := chromium espeak-ng sox
+PORT ?= 7860
+
+.PHONY: debs setup demo test test-fast lint format lab bench docs docs-serve clean
+
+setup: $(STAMP) debs
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Debian packages the suite needs (headless Chromium for browser tests, espeak-ng for speech).
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (run as root or: sudo apt-get install$$missing)"; fi; \
+	fi
+
+demo: setup
+	$(BIN)/explore-attention demo --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadfile --nbmake --nbmake-timeout=300 tests notebooks
+
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+lab: setup
+	$(BIN)/python -m pip install --quiet jupyterlab
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=131072 OMP_NUM_THREADS=2 \
+	  $(BIN)/python -m benchmarks.run
+
+docs: setup
+	$(BIN)/python -m pip install --quiet -r docs/requirements.txt
+	$(BIN)/mkdocs build --strict
+
+docs-serve: docs
+	$(BIN)/mkdocs serve
+
+clean:
+	rm -rf $(VENV) attention-out site .pytest_cache
