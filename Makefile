@@ -9,6 +9,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
+# Short training runs in notebooks and tests (notebooks read it; users unset it for full runs).
+TEST_ENV := EXPLORE_ATTENTION_QUICK=1
 DEBS := chromium espeak-ng sox
 PORT ?= 7860
 
@@ -35,10 +37,10 @@ demo: setup
 	$(BIN)/explore-attention demo --port $(PORT)
 
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadfile --nbmake --nbmake-timeout=300 tests notebooks
+	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbmake --nbmake-timeout=300 tests notebooks
 
 test-fast: setup
-	$(BIN)/python -m pytest -n 2 -m "not slow" tests
+	$(TEST_ENV) $(BIN)/python -m pytest -n 2 -m "not slow" tests
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
