@@ -1,0 +1,1 @@
+"""Task generators and loaders of data that ships with packages. Import submodules directly."""

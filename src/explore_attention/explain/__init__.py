@@ -1,0 +1,1 @@
+"""Explaining predictions with attention: rollout, flow, gradient-weighted relevance, faithfulness."""

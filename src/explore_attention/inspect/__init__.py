@@ -1,0 +1,1 @@
+"""Capture attention from Hugging Face models and the project's own models."""

@@ -1,0 +1,1 @@
+"""Drawing attention: static (matplotlib) and interactive (self-contained HTML) views."""
