@@ -58,12 +58,12 @@ bench: setup
 	MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=131072 OMP_NUM_THREADS=2 \
 	  $(BIN)/python -m benchmarks.run
 
+# The site executes every notebook (short runs) and the papers' reproductions while it builds.
 docs: setup
-	$(BIN)/python -m pip install --quiet -r docs/requirements.txt
-	$(BIN)/mkdocs build --strict
+	$(TEST_ENV) $(BIN)/mkdocs build --strict
 
-docs-serve: docs
-	$(BIN)/mkdocs serve
+docs-serve: setup
+	$(TEST_ENV) $(BIN)/mkdocs serve
 
 clean:
 	rm -rf $(VENV) attention-out site .pytest_cache
