@@ -43,12 +43,12 @@ test-fast: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 -m "not slow" tests
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs/hooks
+	$(BIN)/ruff format --check src tests benchmarks docs/hooks
 
 format: setup
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks docs/hooks
+	$(BIN)/ruff check --fix src tests benchmarks docs/hooks
 
 lab: setup
 	$(BIN)/python -m pip install --quiet jupyterlab

@@ -23,14 +23,17 @@ _ARITHMATEX = re.compile(
 # block as "<p>.. math::</p>" + a highlighted code block, or "<p>.. math:: x</p>" on one line.
 _ROLE = re.compile(r":math:<code>(.*?)</code>|:math:`(.*?)`", re.S)
 _DIRECTIVE_BLOCK = re.compile(
-    r"<p>\.\. math::</p>\s*<div class=\"highlight\"><pre>(?:<span></span>)?<code>(.*?)</code></pre></div>",
+    r"<p>\.\. math::</p>\s*<div class=\"highlight\"><pre>(?:<span></span>)?"
+    r"<code>(.*?)</code></pre></div>",
     re.S,
 )
 _DIRECTIVE_LINE = re.compile(r"<p>\.\. math::\s+(.*?)</p>", re.S)
 _DISPLAY_DOLLARS = re.compile(r"\$\$(.+?)\$\$", re.S)
 _INLINE_DOLLARS = re.compile(r"(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<!\s)\$(?![\w$])")
 _MATHJAX_SCRIPT = re.compile(r"<script[^>]*mathjax[^>]*>\s*</script>", re.I)
-_NB_MARKDOWN = re.compile(r'(<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown[^"]*"[^>]*>)(.*?)(</div>)', re.S)
+_NB_MARKDOWN = re.compile(
+    r'(<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown[^"]*"[^>]*>)(.*?)(</div>)', re.S
+)
 
 
 def _mathml(tex: str, display: bool) -> str:
@@ -61,11 +64,11 @@ def render_math(page_html: str) -> str:
     return _MATHJAX_SCRIPT.sub("", out)
 
 
-def on_page_content(html_: str, page, config, files) -> str:  # noqa: ARG001 (MkDocs hook API)
+def on_page_content(html_: str, page, config, files) -> str:
     return render_math(html_)
 
 
-def on_post_page(output: str, page, config) -> str:  # noqa: ARG001
+def on_post_page(output: str, page, config) -> str:
     # Notebook pages are assembled after on_page_content; render their math here too.
     if page.file.src_uri.endswith(".ipynb"):
         return render_math(output)
