@@ -1,1 +1,6 @@
 """Drawing attention: static (matplotlib) and interactive (self-contained HTML) views."""
+
+from .static import clean_token, head_grid, heatmap
+from .views import AttentionView, attention_heatmap, head_view, model_view, token_view  # noqa: F401
+
+__all__ = ["clean_token", "head_grid", "heatmap"]
