@@ -1,4 +1,4 @@
-"""Explaining predictions with attention: rollout, flow, gradient-weighted relevance, faithfulness."""
+"""Explaining predictions with attention: rollout, flow, gradient relevance, faithfulness."""
 
 from .faithfulness import auc, deletion_curve, insertion_curve, ranking, top_k_hit
 from .flow import attention_graph, flow

@@ -79,7 +79,7 @@ def auc(curve: np.ndarray) -> float:
 
 
 def top_k_hit(relevance: Tensor, decisive: Tensor, candidates: Tensor | None = None) -> bool:
-    """True when the ``k = decisive.sum()`` most relevant candidates are exactly the decisive ones."""
+    """True when the ``k = decisive.sum()`` most relevant candidates are the decisive ones."""
     k = int(decisive.sum())
     if k < 1:
         raise ValueError("decisive must mark at least one token")

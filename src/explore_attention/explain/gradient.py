@@ -31,13 +31,14 @@ __all__ = ["attention_gradients", "gradient_relevance", "relevance_from_model"]
 
 
 def gradient_relevance(attentions: Tensor, grads: Tensor) -> Tensor:
-    """Chefer et al.'s relevance ``R (L, L)`` from ``attentions`` and ``grads`` (layers, heads, L, L)."""
+    """Chefer et al.'s relevance ``R (L, L)`` from attentions and grads (layers, heads, L, L)."""
     for name, t in (("attentions", attentions), ("grads", grads)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a Tensor, got {type(t).__name__}")
     if attentions.shape != grads.shape:
         raise ValueError(
-            f"grads shape {tuple(grads.shape)} must equal attentions shape {tuple(attentions.shape)}"
+            f"grads shape {tuple(grads.shape)} must equal attentions shape "
+            f"{tuple(attentions.shape)}"
         )
     if attentions.dim() != 4 or attentions.shape[-1] != attentions.shape[-2]:
         raise ValueError(
