@@ -1,0 +1,1 @@
+"""Training tasks registered in :data:`explore_attention.train.TASKS` (translation, synthetic)."""
