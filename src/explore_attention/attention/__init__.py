@@ -3,7 +3,7 @@
 Shapes are batch-first: q ``(B, H, Lq, D)``, k ``(B, Hkv, Lk, D)``, v ``(B, Hkv, Lk, Dv)``.
 """
 
-from . import masks, scores
+from . import differential, masks, positional, rnn, scores, sinks, sparse  # noqa: F401
 from .core import AttentionOutput, attend, masked_softmax, register_backend, repeat_kv
 from .multihead import KVCache, MultiHeadAttention
 
