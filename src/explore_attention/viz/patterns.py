@@ -1,0 +1,234 @@
+"""Draw attention *patterns*: any ``mask_mod`` (or several side by side) and any weights matrix.
+
+A ``mask_mod`` is evaluated with :func:`~explore_attention.attention.masks.materialize`; each
+panel is titled with the pattern's name and a legend of how much of the dense score matrix it
+keeps (density) and skips (work saved, entry by entry and, with ``block_size``, in whole tiles a
+tiled kernel can skip). Rows are queries, columns keys. Token-labelled heatmaps of a real model's
+heads live in :mod:`explore_attention.viz.static`; these views label positions, or tokens when
+given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["draw_mask", "draw_masks", "draw_weights", "draw_weights_grid"]
+
+
+def _name(mask_mod: Callable) -> str:
+    return getattr(mask_mod, "__name__", type(mask_mod).__name__)
+
+
+def _labels(name: str, tokens: Sequence[str] | None, n: int) -> list[str] | None:
+    if tokens is None:
+        return None
+    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+        raise TypeError(f"{name} must be a list of strings, got {type(tokens).__name__}")
+    if len(tokens) != n:
+        raise ValueError(f"{name} has {len(tokens)} entries, expected {n} (the matrix side)")
+    from .static import clean_token
+
+    return [clean_token(t) for t in tokens]
+
+
+def _ticks(ax: Any, q_labels: list[str] | None, k_labels: list[str] | None) -> None:
+    if k_labels is not None:
+        ax.set_xticks(range(len(k_labels)))
+        ax.set_xticklabels(k_labels, rotation=90, fontsize=7)
+    if q_labels is not None:
+        ax.set_yticks(range(len(q_labels)))
+        ax.set_yticklabels(q_labels, fontsize=7)
+
+
+def _stats(m: Tensor, block_size: int | None) -> str:
+    """Legend text from a bool (Lq, Lk) matrix; the same counts as ``sparse.work_saved``."""
+    kept = int(m.sum()) / m.numel()
+    text = f"density {kept:.1%} · work saved {1 - kept:.1%}"
+    if block_size is not None:
+        from ..attention import masks, sparse
+
+        text += f"\n{block_size}×{block_size} tiles skipped " + (
+            f"{sparse.work_saved(masks.from_bool(m), *m.shape, block_size=block_size):.1%}"
+        )
+    return text
+
+
+def _draw_one_mask(
+    ax: Any,
+    mask_mod: Callable,
+    Lq: int,
+    Lk: int,
+    title: str | None,
+    block_size: int | None,
+    q_labels: list[str] | None,
+    k_labels: list[str] | None,
+) -> Tensor:
+    from matplotlib.patches import Patch
+
+    from ..attention import masks
+
+    m = masks.materialize(mask_mod, Lq, Lk)[0, 0]  # (Lq, Lk) bool
+    ax.imshow(m.numpy(), cmap="Blues", vmin=0, vmax=1.25, interpolation="nearest", aspect="auto")
+    ax.set_title(title or _name(mask_mod), fontsize=10)
+    ax.set_xlabel("key position j")
+    ax.set_ylabel("query position i")
+    _ticks(ax, q_labels, k_labels)
+    ax.legend(
+        handles=[Patch(color="#3a7cb8", label=_stats(m, block_size))],
+        loc="upper right",
+        fontsize=7,
+        framealpha=0.9,
+    )
+    return m
+
+
+def draw_mask(
+    mask_mod: Callable,
+    Lq: int,
+    Lk: int | None = None,
+    *,
+    title: str | None = None,
+    block_size: int | None = None,
+    tokens: Sequence[str] | None = None,
+    key_tokens: Sequence[str] | None = None,
+    ax: Any = None,
+) -> Any:
+    """Draw one ``mask_mod`` on an ``Lq × Lk`` grid (blue = attended); return the figure."""
+    import matplotlib.pyplot as plt
+
+    Lk = Lq if Lk is None else Lk
+    q_labels = _labels("tokens", tokens, Lq)
+    k_labels = _labels("key_tokens", key_tokens if key_tokens is not None else tokens, Lk)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 4.2), constrained_layout=True)
+    else:
+        fig = ax.figure
+    _draw_one_mask(ax, mask_mod, Lq, Lk, title, block_size, q_labels, k_labels)
+    return fig
+
+
+def draw_masks(
+    mask_mods: Sequence[Callable],
+    L: int,
+    *,
+    titles: Sequence[str] | None = None,
+    block_size: int | None = None,
+    cols: int | None = None,
+    suptitle: str | None = None,
+) -> Any:
+    """Draw several ``mask_mod`` patterns side by side on ``L × L`` grids; return the figure."""
+    import matplotlib.pyplot as plt
+
+    mods = list(mask_mods)
+    if not mods:
+        raise ValueError("mask_mods must hold at least one mask_mod")
+    if titles is not None and len(titles) != len(mods):
+        raise ValueError(f"titles has {len(titles)} entries for {len(mods)} mask_mods")
+    cols = cols or min(len(mods), 4)
+    rows = math.ceil(len(mods) / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols, 3.6 * rows + 0.4), squeeze=False, constrained_layout=True
+    )
+    for n in range(rows * cols):
+        ax = axes[n // cols][n % cols]
+        if n >= len(mods):
+            ax.axis("off")
+            continue
+        title = titles[n] if titles is not None else None
+        _draw_one_mask(ax, mods[n], L, L, title, block_size, None, None)
+    fig.suptitle(suptitle or f"Attention patterns at L = {L} (rows: queries, columns: keys)")
+    return fig
+
+
+def _matrix(weights: Any) -> np.ndarray:
+    w = weights.detach().to("cpu", torch.float64) if isinstance(weights, Tensor) else None
+    if w is None:
+        w = torch.as_tensor(np.asarray(weights), dtype=torch.float64)
+    while w.dim() > 2 and w.shape[0] == 1:
+        w = w[0]  # drop leading size-1 (batch, head) dims
+    if w.dim() != 2:
+        raise ValueError(f"weights must be a (Lq, Lk) matrix, got shape {tuple(w.shape)}")
+    return w.numpy()
+
+
+def _draw_one_weights(
+    ax: Any, w: np.ndarray, title: str, q_labels: list[str] | None, k_labels: list[str] | None
+) -> Any:
+    if w.size and w.min() < 0:
+        # Signed weights (differential attention, implied matrices): a diverging scale around 0.
+        top = float(np.abs(w).max()) or 1.0
+        im = ax.imshow(w, cmap="RdBu_r", vmin=-top, vmax=top, aspect="auto")
+    else:
+        im = ax.imshow(
+            w, cmap="viridis", vmin=0.0, vmax=float(w.max()) if w.size else 1.0, aspect="auto"
+        )
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("key j" if k_labels is None else "key (attended to)")
+    ax.set_ylabel("query i" if q_labels is None else "query (attending)")
+    _ticks(ax, q_labels, k_labels)
+    return im
+
+
+def draw_weights(
+    weights: Any,
+    *,
+    title: str = "Attention weights",
+    tokens: Sequence[str] | None = None,
+    key_tokens: Sequence[str] | None = None,
+    ax: Any = None,
+) -> Any:
+    """Draw one weights matrix ``(Lq, Lk)`` with a colour bar (diverging when it has negative
+    entries); label rows/columns with tokens when given. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    w = _matrix(weights)
+    q_labels = _labels("tokens", tokens, w.shape[0])
+    k_labels = _labels("key_tokens", key_tokens if key_tokens is not None else tokens, w.shape[1])
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 4.2), constrained_layout=True)
+    else:
+        fig = ax.figure
+    im = _draw_one_weights(ax, w, title, q_labels, k_labels)
+    fig.colorbar(im, ax=ax, label="attention weight")
+    return fig
+
+
+def draw_weights_grid(
+    matrices: Sequence[Any],
+    titles: Sequence[str],
+    *,
+    suptitle: str = "Attention weights",
+    tokens: Sequence[str] | None = None,
+    cols: int | None = None,
+) -> Any:
+    """Several weights matrices side by side (e.g. exact vs approximate, or one per head)."""
+    import matplotlib.pyplot as plt
+
+    mats = [_matrix(m) for m in matrices]
+    if not mats:
+        raise ValueError("matrices must hold at least one matrix")
+    if len(titles) != len(mats):
+        raise ValueError(f"titles has {len(titles)} entries for {len(mats)} matrices")
+    cols = cols or min(len(mats), 4)
+    rows = math.ceil(len(mats) / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.8 * cols, 3.5 * rows + 0.4), squeeze=False, constrained_layout=True
+    )
+    for n in range(rows * cols):
+        ax = axes[n // cols][n % cols]
+        if n >= len(mats):
+            ax.axis("off")
+            continue
+        w = mats[n]
+        q_labels = _labels("tokens", tokens, w.shape[0])
+        k_labels = _labels("tokens", tokens, w.shape[1])
+        im = _draw_one_weights(ax, w, titles[n], q_labels, k_labels)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="weight")
+    fig.suptitle(suptitle)
+    return fig
