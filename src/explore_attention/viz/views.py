@@ -198,7 +198,7 @@ def _make(
         "tokens": q_tok,
         "key_tokens": k_tok,
         # 4 decimals keep a 128-token, 72-head payload to a few MB.
-        "attentions": A.round(decimals=4).tolist(),
+        "attentions": A.double().round(decimals=4).tolist(),
         "layer": layer,
         "head": head,
         "note": note,
