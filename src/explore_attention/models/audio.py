@@ -1,0 +1,161 @@
+r"""A small audio transformer: convolutional front end + pre-LN encoder over time.
+
+The shape follows Whisper's encoder (Radford et al. 2022, arXiv:2212.04356, §2.2) at toy size:
+a log-mel spectrogram ``(B, n_mels, F)`` passes two 1-D convolutions (kernel 3, GELU; the second
+with stride 2, so one token covers 20 ms), gets fixed sinusoidal positions (Vaswani et al. 2017,
+arXiv:1706.03762, §3.5) and a learned class token, then pre-LN encoder blocks
+
+.. math::
+
+    z'_\ell = z_{\ell-1} + \operatorname{MHA}(\operatorname{LN}(z_{\ell-1})), \qquad
+    z_\ell = z'_\ell + \operatorname{MLP}(\operatorname{LN}(z'_\ell))
+
+built on :class:`~explore_attention.attention.multihead.MultiHeadAttention`; the class token's
+final state is classified. Its self-attention is attention *over time*: which 20 ms slices of the
+word each token (and the class token) reads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..attention.multihead import MultiHeadAttention
+
+__all__ = ["AudioBlock", "AudioTransformer", "AudioTransformerConfig", "sinusoids", "token_times"]
+
+TOKEN_SECONDS = 0.02  # one token after the stride-2 convolution over 10 ms frames
+
+
+@dataclass(frozen=True)
+class AudioTransformerConfig:
+    """Hyper-parameters of :class:`AudioTransformer`."""
+
+    n_mels: int = 40  # mel bins of the input spectrogram
+    max_frames: int = 100  # longest input in 10 ms frames (positions are made for it)
+    num_classes: int = 10  # classifier outputs
+    d_model: int = 64  # token width
+    num_heads: int = 4  # attention heads per layer
+    num_layers: int = 2  # encoder blocks
+    mlp_ratio: int = 2  # MLP hidden width = mlp_ratio * d_model
+    dropout: float = 0.1  # dropout on residual branches (training only)
+
+    def __post_init__(self) -> None:
+        for name in ("n_mels", "max_frames", "num_classes", "d_model", "num_heads",
+                     "num_layers", "mlp_ratio"):  # fmt: skip
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+        if self.d_model % self.num_heads or self.d_model % 2:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be even and divisible by num_heads "
+                f"({self.num_heads})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def max_tokens(self) -> int:
+        """Time tokens after the stride-2 convolution: ``ceil(max_frames / 2)``."""
+        return (self.max_frames + 1) // 2
+
+
+def sinusoids(length: int, dim: int) -> Tensor:
+    r"""Fixed positions ``(length, dim)``: :math:`PE_{t,2i} = \sin(t/10000^{2i/d})`,
+    :math:`PE_{t,2i+1} = \cos(t/10000^{2i/d})`."""
+    inv = torch.exp(-math.log(10_000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angle = torch.arange(length, dtype=torch.float64)[:, None] * inv[None]  # (length, dim/2)
+    pe = torch.stack([angle.sin(), angle.cos()], dim=-1)  # (length, dim/2, 2)
+    return pe.reshape(length, dim).float()  # (length, dim), interleaved sin/cos
+
+
+def token_times(num_tokens: int, cls: bool = True) -> list[str]:
+    """Token labels ``["[CLS]", "0.00s", "0.02s", …]`` (start time of each time token)."""
+    return (["[CLS]"] if cls else []) + [f"{t * TOKEN_SECONDS:.2f}s" for t in range(num_tokens)]
+
+
+class AudioBlock(nn.Module):
+    """Pre-LN encoder block: ``x + MHA(LN(x))`` then ``x + MLP(LN(x))``."""
+
+    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, num_heads)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, mlp_ratio * d_model),
+            nn.GELU(),
+            nn.Linear(mlp_ratio * d_model, d_model),
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, return_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+        """``x (B, L, d)`` → ``(x (B, L, d), weights (B, H, L, L) or None)``."""
+        a, w = self.attn(self.norm1(x), return_weights=return_weights)
+        x = x + self.drop(a)
+        return x + self.drop(self.mlp(self.norm2(x))), w
+
+
+class AudioTransformer(nn.Module):
+    """Classify a log-mel spectrogram ``(B, n_mels, frames)``; ``forward`` returns logits.
+
+    Build from an :class:`AudioTransformerConfig` or its fields as keywords (how
+    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``).
+    """
+
+    def __init__(self, config: AudioTransformerConfig | None = None, **fields: int | float) -> None:
+        super().__init__()
+        if config is None:
+            config = AudioTransformerConfig(**fields)
+        elif not isinstance(config, AudioTransformerConfig) or fields:
+            raise TypeError(
+                f"pass an AudioTransformerConfig or its fields as keywords, got "
+                f"{type(config).__name__} and {sorted(fields)}"
+            )
+        self.config = c = config
+        self.conv1 = nn.Conv1d(c.n_mels, c.d_model, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(c.d_model, c.d_model, kernel_size=3, stride=2, padding=1)
+        self.act = nn.GELU()
+        self.register_buffer("positions", sinusoids(c.max_tokens, c.d_model), persistent=False)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.blocks = nn.ModuleList(
+            AudioBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout) for _ in range(c.num_layers)
+        )
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.num_classes)
+
+    def _check(self, mel: Tensor) -> None:
+        c = self.config
+        if not isinstance(mel, Tensor):
+            raise TypeError(f"mel must be a torch.Tensor, got {type(mel).__name__}")
+        if mel.dim() != 3 or mel.shape[1] != c.n_mels or not 3 <= mel.shape[2] <= c.max_frames:
+            raise ValueError(
+                f"mel must have shape (B, n_mels={c.n_mels}, frames in [3, {c.max_frames}]), "
+                f"got {tuple(mel.shape)}"
+            )
+
+    def embed(self, mel: Tensor) -> Tensor:
+        """Spectrogram ``(B, n_mels, F)`` → tokens ``(B, 1 + ceil(F/2), d)``, class token first."""
+        self._check(mel)
+        x = self.act(self.conv2(self.act(self.conv1(mel))))  # (B, d, T)
+        x = x.transpose(1, 2)  # (B, T, d)
+        x = x + self.positions[: x.shape[1]]
+        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, d)
+        return torch.cat([cls, x], dim=1)  # (B, 1 + T, d)
+
+    def forward_with_attentions(
+        self, mel: Tensor, return_weights: bool = True
+    ) -> tuple[Tensor, list[Tensor | None]]:
+        """``(logits (B, classes), [weights (B, H, 1+T, 1+T) per layer])``."""
+        x, weights = self.embed(mel), []
+        for block in self.blocks:
+            x, w = block(x, return_weights=return_weights)
+            weights.append(w)
+        return self.head(self.norm(x[:, 0])), weights
+
+    def forward(self, mel: Tensor) -> Tensor:
+        logits, _ = self.forward_with_attentions(mel, return_weights=False)
+        return logits
