@@ -4,7 +4,8 @@ Vaswani et al. 2017, "Attention Is All You Need" (arXiv:1706.03762), Eq. (1):
 
 .. math::
 
-    \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right) V
+    \operatorname{Attention}(Q, K, V)
+        = \operatorname{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right) V
 
 Shapes (batch-first, the layout of ``F.scaled_dot_product_attention`` and FlexAttention)::
 
@@ -16,7 +17,8 @@ Shapes (batch-first, the layout of ``F.scaled_dot_product_attention`` and FlexAt
 
 Variants are small functions with FlexAttention's signatures:
 
-* ``mask_mod(b, h, q_idx, kv_idx) -> bool``: True where query ``q_idx`` may attend to key ``kv_idx``.
+* ``mask_mod(b, h, q_idx, kv_idx) -> bool``: True where query ``q_idx`` may attend to key
+  ``kv_idx``.
 * ``score_mod(score, b, h, q_idx, kv_idx) -> score``: rewrites a raw (already scaled) score.
 
 They are called once, vectorised, with broadcastable index tensors of shapes ``(B,1,1,1)``,
@@ -71,7 +73,8 @@ class AttentionOutput:
 class Backend:
     """An implementation of :func:`attend`'s contract."""
 
-    fn: Callable[..., AttentionOutput]  # (q, k, v, mask_mod, score_mod, scale, dropout_p, return_weights)
+    # fn(q, k, v, mask_mod, score_mod, scale, dropout_p, return_weights) -> AttentionOutput
+    fn: Callable[..., AttentionOutput]
     gives_weights: bool  # can it return the exact attention matrix?
     supports_score_mod: bool  # can it apply an arbitrary score_mod?
     supports_dropout: bool  # can it apply attention dropout?
@@ -126,9 +129,7 @@ def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
             f"D={k.shape[-1]}"
         )
     if k.shape[:3] != v.shape[:3]:
-        raise ValueError(
-            f"k and v must agree on (B, Hkv, Lk): k {_shape(k)}, v {_shape(v)}"
-        )
+        raise ValueError(f"k and v must agree on (B, Hkv, Lk): k {_shape(k)}, v {_shape(v)}")
     Hkv = k.shape[1]
     if Hkv < 1 or H % Hkv != 0:
         raise ValueError(
@@ -194,7 +195,10 @@ def mask_tensor(
 def masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
     r"""Softmax over the last dim that is exactly 0 at masked entries and on fully masked rows.
 
-    .. math:: w_{ij} = \frac{m_{ij}\, e^{s_{ij} - \max_j s_{ij}}}{\sum_j m_{ij}\, e^{s_{ij} - \max_j s_{ij}}}
+    .. math::
+
+        w_{ij} = \frac{m_{ij}\, e^{s_{ij} - \max_j s_{ij}}}
+                      {\sum_j m_{ij}\, e^{s_{ij} - \max_j s_{ij}}}
 
     Low-precision scores are accumulated in float32 and cast back.
     """
@@ -212,7 +216,7 @@ def masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def _dead_keys_zeroed(v: Tensor, mask: Tensor | None, H: int) -> Tensor:
-    """Zero value rows that no query may see, so ``0 * NaN`` cannot reach the output."""
+    """Zero key/value rows that no query may see, so ``0 * NaN`` cannot reach the output."""
     if mask is None:
         return v
     dead = ~mask.any(dim=-2)  # (B|1, H|1, Lk)
@@ -240,6 +244,9 @@ def _reference(
     Lk = k.shape[2]
     k, v = repeat_kv(k, H), repeat_kv(v, H)  # (B, H, Lk, D), (B, H, Lk, Dv)
     mask = mask_tensor(mask_mod, B, H, Lq, Lk, q.device) if mask_mod is not None else None
+    # Keys no query may see are zeroed: torch.where hides their scores in the forward pass, but
+    # the backward pass forms dq = dS · k, and 0 · NaN = NaN.
+    k = _dead_keys_zeroed(k, mask, H)
     # s_ij = scale · q_i · k_j                                          (B, H, Lq, Lk)
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale
     if score_mod is not None:
@@ -281,9 +288,11 @@ def _sdpa(
         )
         return AttentionOutput(out, None)
     mask = mask_tensor(mask_mod, B, H, Lq, Lk, q.device)
+    # The fused kernel adds the mask to q·k, and NaN + (-inf) = NaN: zero keys *and* values that
+    # no query may see, so a NaN or inf in a padded key cannot leak into the output.
+    k = _dead_keys_zeroed(k, mask, H)
     v = _dead_keys_zeroed(v, mask, H)
-    if v.shape[1] != Hkv:  # dead-key zeroing expanded v per head; keep k in step
-        k = repeat_kv(k, H)
+    if v.shape[1] != Hkv:  # dead-key zeroing expanded k and v per head
         gqa = False
     live = mask.any(dim=-1, keepdim=True)  # (B|1, H|1, Lq, 1): rows with at least one key
     all_live = bool(live.all())
@@ -381,9 +390,7 @@ def attend(
     if backend == "auto":
         backend = _choose_backend(return_weights, score_mod)
     if backend not in BACKENDS:
-        raise ValueError(
-            f"backend must be one of {['auto', *sorted(BACKENDS)]}, got {backend!r}"
-        )
+        raise ValueError(f"backend must be one of {['auto', *sorted(BACKENDS)]}, got {backend!r}")
     impl = BACKENDS[backend]
     if score_mod is not None and not impl.supports_score_mod:
         raise ValueError(

@@ -115,7 +115,8 @@ def padding(lengths: Tensor | Sequence[int]) -> MaskMod:
 
 
 def key_padding(key_padding_mask: Tensor) -> MaskMod:
-    """Convert a PyTorch-style ``key_padding_mask`` ``(B, Lk)``, **True = padding**, to a mask_mod."""
+    """Convert a PyTorch-style ``key_padding_mask`` ``(B, Lk)``, **True = padding**, to a
+    mask_mod."""
     if not isinstance(key_padding_mask, Tensor):
         raise TypeError(
             f"key_padding_mask must be a torch.Tensor, got {type(key_padding_mask).__name__}"
@@ -158,7 +159,7 @@ def from_bool(mask: Tensor) -> MaskMod:
         Lq, Lk = q_idx.shape[-2], kv_idx.shape[-1]
         if (mLq, mLk) != (Lq, Lk):
             raise ValueError(f"mask has shape (..., {mLq}, {mLk}), expected (..., {Lq}, {Lk})")
-        for dim, idx, size in ((0, b, b.shape[0]), (1, h, h.shape[1])):
+        for dim, size in ((0, b.shape[0]), (1, h.shape[1])):
             if m4.shape[dim] not in (1, size):
                 raise ValueError(
                     f"mask dim {dim} has size {m4.shape[dim]}, expected 1 or {size}; "
@@ -217,4 +218,3 @@ def materialize(
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
             raise ValueError(f"{name} must be a positive int, got {val!r}")
     return mask_tensor(mask_mod, B, H, Lq, Lk, device).expand(B, H, Lq, Lk).contiguous()
-

@@ -5,7 +5,8 @@ Vaswani et al. 2017, "Attention Is All You Need" (arXiv:1706.03762), §3.2.2:
 .. math::
 
     \operatorname{MultiHead}(Q, K, V) = \operatorname{Concat}(\mathrm{head}_1, \dots,
-    \mathrm{head}_H) W^O, \qquad \mathrm{head}_i = \operatorname{Attention}(Q W_i^Q, K W_i^K, V W_i^V)
+    \mathrm{head}_H) W^O, \qquad
+    \mathrm{head}_i = \operatorname{Attention}(Q W_i^Q, K W_i^K, V W_i^V)
 
 Grouped-query attention (Ainslie et al. 2023, arXiv:2305.13245) lets ``num_kv_heads`` key/value
 heads be shared by groups of query heads; ``num_kv_heads=1`` is multi-query attention (Shazeer
@@ -119,9 +120,7 @@ class MultiHeadAttention(nn.Module):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {val!r}")
         if d_model % num_heads != 0:
-            raise ValueError(
-                f"d_model ({d_model}) must be divisible by num_heads ({num_heads})"
-            )
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if num_heads % num_kv_heads != 0:
             raise ValueError(
                 f"num_heads ({num_heads}) must be divisible by num_kv_heads ({num_kv_heads})"
@@ -165,7 +164,9 @@ class MultiHeadAttention(nn.Module):
                 f"{name} must have shape (B, L, d_model={self.d_model}), got {tuple(x.shape)}"
             )
 
-    def _padding_mod(self, key_padding_mask: Tensor, B: int, Lk: int) -> tuple[MaskMod | None, Tensor | None]:
+    def _padding_mod(
+        self, key_padding_mask: Tensor, B: int, Lk: int
+    ) -> tuple[MaskMod | None, Tensor | None]:
         """A bool key_padding_mask becomes a mask_mod; a float one an additive score bias."""
         if not isinstance(key_padding_mask, Tensor):
             raise TypeError(

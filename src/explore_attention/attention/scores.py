@@ -34,9 +34,7 @@ def _check(q: Tensor, k: Tensor, same_dim: bool) -> None:
         if t.dim() < 2:
             raise ValueError(f"{name} must have shape (..., L, D), got {tuple(t.shape)}")
     if q.shape[:-2] != k.shape[:-2]:
-        raise ValueError(
-            f"q and k must share leading dims: q {tuple(q.shape)}, k {tuple(k.shape)}"
-        )
+        raise ValueError(f"q and k must share leading dims: q {tuple(q.shape)}, k {tuple(k.shape)}")
     if same_dim and q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q and k must share the feature dim: q {tuple(q.shape)}, k {tuple(k.shape)}"
