@@ -1,0 +1,207 @@
+r"""An image+text model: words of a question cross-attend to the patches of an image.
+
+The image is encoded by a small ViT encoder (patch embedding, learned positions, pre-LN
+self-attention blocks; Dosovitskiy et al. 2020, arXiv:2010.11929). The question's words then
+pass through blocks that each do three things, as in the Transformer decoder of Vaswani et al.
+2017 (arXiv:1706.03762, §3.1) without the causal mask:
+
+.. math::
+
+    t' &= t + \operatorname{MSA}(\operatorname{LN}(t)) &&\text{(words read each other)}\\
+    t'' &= t' + \operatorname{softmax}\!\Big(\frac{(\operatorname{LN}(t') W^Q)(z W^K)^\top}
+           {\sqrt{d_h}}\Big)\, z W^V &&\text{(words read the image)}\\
+    t''' &= t'' + \operatorname{MLP}(\operatorname{LN}(t''))
+
+with ``z`` the encoded patches. The cross-attention weights ``(H, L_text, N_patches)`` say, for
+every word, which patches it looked at — the view that lets us check whether "circle" finds the
+circle (grounding; cf. the co-attention of Lu et al. 2019, ViLBERT, arXiv:1908.02265). The answer
+is read from the mean of the final word states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..attention.multihead import MultiHeadAttention
+from .vit import EncoderBlock, patch_token_names, patchify
+
+__all__ = ["CrossAttentionBlock", "MultimodalConfig", "SceneQA"]
+
+
+@dataclass(frozen=True)
+class MultimodalConfig:
+    """Hyper-parameters of :class:`SceneQA`."""
+
+    image_size: int = 24  # canvas side in pixels
+    patch_size: int = 4  # patch side; image_size % patch_size == 0
+    in_channels: int = 3  # RGB
+    vocab_size: int = 32  # word ids 0..vocab_size-1; id 0 is padding
+    max_text_len: int = 12  # longest question in words
+    num_answers: int = 2  # classifier outputs (no / yes)
+    d_model: int = 64  # width of image and word tokens
+    num_heads: int = 4  # heads in every attention layer
+    image_layers: int = 2  # self-attention blocks over the patches
+    text_layers: int = 2  # word blocks (self-attention + cross-attention + MLP)
+    mlp_ratio: int = 2  # MLP hidden width = mlp_ratio * d_model
+    dropout: float = 0.0  # dropout in training
+
+    def __post_init__(self) -> None:
+        for name in (
+            "image_size",
+            "patch_size",
+            "in_channels",
+            "vocab_size",
+            "max_text_len",
+            "num_answers",
+            "d_model",
+            "num_heads",
+            "image_layers",
+            "text_layers",
+            "mlp_ratio",
+        ):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size ({self.image_size}) must be divisible by patch_size "
+                f"({self.patch_size})"
+            )
+        if self.d_model % self.num_heads:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+class CrossAttentionBlock(nn.Module):
+    """Word block: self-attention over words, cross-attention to patches, MLP (all pre-LN)."""
+
+    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, num_heads)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.cross_attn = MultiHeadAttention(d_model, num_heads)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, mlp_ratio * d_model),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_ratio * d_model, d_model),
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self, t: Tensor, image: Tensor, padding: Tensor, return_weights: bool = True
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """``t (B, L, d)``, ``image (B, N, d)``, ``padding (B, L)`` True = pad.
+
+        Returns ``(t, self weights (B, H, L, L), cross weights (B, H, L, N))`` (weights None
+        when ``return_weights=False``).
+        """
+        a, w_self = self.self_attn(
+            self.norm1(t), key_padding_mask=padding, return_weights=return_weights
+        )
+        t = t + self.drop(a)
+        a, w_cross = self.cross_attn(self.norm2(t), image, return_weights=return_weights)
+        t = t + self.drop(a)
+        t = t + self.drop(self.mlp(self.norm3(t)))
+        return t, w_self, w_cross
+
+
+class SceneQA(nn.Module):
+    """Answer a question about an image; ``forward(images, ids) -> logits (B, num_answers)``.
+
+    Build from a :class:`MultimodalConfig` or from its fields as keywords (as
+    :func:`explore_attention.train.load_checkpoint` does).
+    """
+
+    def __init__(self, config: MultimodalConfig | None = None, **fields: int | float) -> None:
+        super().__init__()
+        if config is None:
+            config = MultimodalConfig(**fields)
+        elif not isinstance(config, MultimodalConfig) or fields:
+            raise TypeError(
+                f"pass a MultimodalConfig or its fields as keywords, got "
+                f"{type(config).__name__} and {sorted(fields)}"
+            )
+        self.config = c = config
+        n_patches = c.grid**2
+        self.patch_embed = nn.Linear(c.patch_size**2 * c.in_channels, c.d_model)
+        self.patch_pos = nn.Parameter(torch.randn(1, n_patches, c.d_model) * 0.02)
+        self.image_blocks = nn.ModuleList(
+            EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
+            for _ in range(c.image_layers)
+        )
+        self.image_norm = nn.LayerNorm(c.d_model)
+        self.word_embed = nn.Embedding(c.vocab_size, c.d_model, padding_idx=0)
+        self.word_pos = nn.Parameter(torch.randn(1, c.max_text_len, c.d_model) * 0.02)
+        self.text_blocks = nn.ModuleList(
+            CrossAttentionBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
+            for _ in range(c.text_layers)
+        )
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.num_answers)
+
+    @property
+    def patch_tokens(self) -> list[str]:
+        """Labels of the image tokens (the keys of cross-attention): ``p<row>,<col>``."""
+        return patch_token_names(self.config.grid, cls=False)
+
+    def _check(self, images: Tensor, ids: Tensor) -> None:
+        c = self.config
+        for name, t in (("images", images), ("ids", ids)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        want = (c.in_channels, c.image_size, c.image_size)
+        if images.dim() != 4 or tuple(images.shape[1:]) != want:
+            raise ValueError(
+                f"images must have shape (B, {want[0]}, {want[1]}, {want[2]}), got "
+                f"{tuple(images.shape)}"
+            )
+        if ids.dim() != 2 or ids.shape[0] != images.shape[0] or ids.is_floating_point():
+            raise ValueError(
+                f"ids must be integer word ids of shape (B={images.shape[0]}, L), got "
+                f"{tuple(ids.shape)} {ids.dtype}"
+            )
+        if not 1 <= ids.shape[1] <= c.max_text_len:
+            raise ValueError(f"ids length must be in [1, {c.max_text_len}], got {ids.shape[1]}")
+        if ids.min() < 0 or ids.max() >= c.vocab_size:
+            raise ValueError(f"ids must be in [0, {c.vocab_size}), got {ids.min()}..{ids.max()}")
+
+    def forward_with_attentions(
+        self, images: Tensor, ids: Tensor, *, return_weights: bool = True
+    ) -> tuple[Tensor, dict[str, list[Tensor | None]]]:
+        """Logits and every layer's weights: ``{"image": [(B,H,N,N)], "text": [(B,H,L,L)],
+        "cross": [(B,H,L,N)]}`` (lists of None when ``return_weights=False``)."""
+        self._check(images, ids)
+        z = self.patch_embed(patchify(images, self.config.patch_size))  # (B, N, d)
+        z = z + self.patch_pos
+        image_w = []
+        for block in self.image_blocks:
+            z, w = block(z, return_weights=return_weights)
+            image_w.append(w)
+        z = self.image_norm(z)  # (B, N, d)
+        padding = ids == 0  # (B, L) True = pad
+        t = self.word_embed(ids) + self.word_pos[:, : ids.shape[1]]  # (B, L, d)
+        text_w, cross_w = [], []
+        for block in self.text_blocks:
+            t, ws, wc = block(t, z, padding, return_weights=return_weights)
+            text_w.append(ws)
+            cross_w.append(wc)
+        keep = (~padding).unsqueeze(-1).to(t.dtype)  # (B, L, 1)
+        pooled = (self.norm(t) * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, d)
+        return self.head(pooled), {"image": image_w, "text": text_w, "cross": cross_w}
+
+    def forward(self, images: Tensor, ids: Tensor) -> Tensor:
+        """Logits ``(B, num_answers)``; no weights kept, so the fused kernel can run."""
+        return self.forward_with_attentions(images, ids, return_weights=False)[0]

@@ -1,0 +1,164 @@
+"""Vision Transformer training tasks: handwritten digits and "what shape is the red object?".
+
+* ``vit-digits`` — scikit-learn's 1,797 real 8×8 digits, 2×2 patches (16 tokens + class token),
+  random one-pixel shifts as augmentation, label smoothing 0.1. Metrics: ``val_accuracy`` (used
+  for early stopping) and ``test_accuracy`` (held out, reported).
+* ``vit-scenes`` — synthetic scenes (:mod:`explore_attention.data.scenes`) with one red object
+  and two distractors of other colours; the label is the red object's shape. Because we know
+  where the red object is, explanations of this model can be scored (the pointing game).
+
+``EXPLORE_ATTENTION_QUICK=1`` shrinks the default number of steps (tests, notebooks in CI).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.digits import augment_shift, load_digits_splits
+from ..data.scenes import SHAPES, SceneConfig, generate_scenes
+from ..models.vit import VisionTransformer, ViTConfig
+from ..train import Task, TrainConfig
+
+__all__ = ["SCENES_CANVAS", "SCENES_PATCH", "accuracy", "make_digits", "make_scenes", "quick"]
+
+SCENES_CANVAS = 24  # scenes are 24×24 pixels
+SCENES_PATCH = 4  # 4×4 patches → a 6×6 grid of 36 patch tokens
+
+
+def quick() -> bool:
+    """True when ``EXPLORE_ATTENTION_QUICK=1`` asks for short runs."""
+    return os.environ.get("EXPLORE_ATTENTION_QUICK", "") not in ("", "0")
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
+    """Fraction of ``x`` that ``model`` classifies as ``y`` (eval mode, batched)."""
+    was = model.training
+    model.eval()
+    hits = sum(
+        (model(x[i : i + batch_size]).argmax(-1) == y[i : i + batch_size]).sum().item()
+        for i in range(0, len(y), batch_size)
+    )
+    model.train(was)
+    return hits / len(y)
+
+
+def make_digits(
+    *,
+    d_model: int = 64,
+    num_heads: int = 4,
+    num_layers: int = 4,
+    patch_size: int = 2,
+    dropout: float = 0.1,
+    split_seed: int = 0,
+    label_smoothing: float = 0.1,
+) -> Task:
+    """The ``vit-digits`` task: classify real handwritten digits with a small ViT."""
+    data = load_digits_splits(seed=split_seed)
+    cfg = ViTConfig(
+        image_size=8,
+        patch_size=patch_size,
+        in_channels=1,
+        num_classes=10,
+        d_model=d_model,
+        num_heads=num_heads,
+        num_layers=num_layers,
+        mlp_ratio=2,
+        dropout=dropout,
+    )
+    model = VisionTransformer(cfg)
+
+    def sample(g: torch.Generator, batch_size: int) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(0, len(data.train_y), (batch_size,), generator=g)
+        return augment_shift(data.train_x[idx], 1, generator=g), data.train_y[idx]
+
+    def loss(m: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch
+        return F.cross_entropy(m(x), y, label_smoothing=label_smoothing)
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return {
+            "val_accuracy": accuracy(m, data.val_x, data.val_y),
+            "test_accuracy": accuracy(m, data.test_x, data.test_y),
+        }
+
+    steps = 300 if quick() else 3000
+    defaults = TrainConfig(
+        steps=steps,
+        batch_size=64,
+        lr=2e-3,
+        weight_decay=0.05,
+        warmup=100,
+        eval_every=min(250, steps),
+        metric="val_accuracy",
+    )
+    meta = {"data": "sklearn.datasets.load_digits", "split_seed": split_seed}
+    return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
+
+
+def make_scenes(
+    *,
+    d_model: int = 64,
+    num_heads: int = 4,
+    num_layers: int = 3,
+    dropout: float = 0.0,
+    num_train: int = 6000,
+    num_test: int = 1000,
+    data_seed: int = 0,
+) -> Task:
+    """The ``vit-scenes`` task: "what shape is the red object?" on synthetic scenes.
+
+    Every scene has one red object (object 0 of the batch) and two objects of other colours;
+    the label is ``SHAPES.index`` of the red object's shape.
+    """
+    scene_cfg = SceneConfig(canvas=SCENES_CANVAS, num_objects=3)
+    if quick():
+        num_train = min(num_train, 1500)
+    train = generate_scenes(num_train, seed=data_seed, config=scene_cfg, required_colour=0)
+    test = generate_scenes(num_test, seed=data_seed + 1, config=scene_cfg, required_colour=0)
+    cfg = ViTConfig(
+        image_size=SCENES_CANVAS,
+        patch_size=SCENES_PATCH,
+        in_channels=3,
+        num_classes=len(SHAPES),
+        d_model=d_model,
+        num_heads=num_heads,
+        num_layers=num_layers,
+        mlp_ratio=2,
+        dropout=dropout,
+    )
+    model = VisionTransformer(cfg)
+    train_y, test_y = train.shapes[:, 0], test.shapes[:, 0]
+
+    def sample(g: torch.Generator, batch_size: int) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(0, len(train_y), (batch_size,), generator=g)
+        return train.images[idx], train_y[idx]
+
+    def loss(m: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch
+        return F.cross_entropy(m(x), y)
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return {"test_accuracy": accuracy(m, test.images, test_y)}
+
+    steps = 400 if quick() else 2500
+    defaults = TrainConfig(
+        steps=steps,
+        batch_size=64,
+        lr=2e-3,
+        weight_decay=0.01,
+        warmup=100,
+        eval_every=min(250, steps),
+        metric="test_accuracy",
+    )
+    meta = {
+        "data": "explore_attention.data.scenes",
+        "data_seed": data_seed,
+        "question": "what shape is the red object?",
+        "labels": list(SHAPES),
+    }
+    return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
