@@ -4,6 +4,7 @@ Shapes are batch-first: q ``(B, H, Lq, D)``, k ``(B, Hkv, Lk, D)``, v ``(B, Hkv,
 """
 
 from . import differential, masks, positional, rnn, scores, sinks, sparse  # noqa: F401
+from . import flex, linear, lsh, tiled  # noqa: F401  (tiled/flex register backends)
 from .core import AttentionOutput, attend, masked_softmax, register_backend, repeat_kv
 from .multihead import KVCache, MultiHeadAttention
 

@@ -1,0 +1,250 @@
+r"""Linear attention (Katharopoulos et al. 2020) and Performer FAVOR+ (Choromanski et al. 2020).
+
+Softmax attention is a kernel smoother, :math:`o_i = \sum_j \kappa(q_i,k_j) v_j / \sum_j
+\kappa(q_i,k_j)` with :math:`\kappa(q,k) = e^{q\cdot k/\sqrt{D}}`. Replacing the kernel by a dot
+product of feature maps, :math:`\kappa(q,k) = \phi(q)^\top \phi(k)`, lets the sums be
+re-associated (Katharopoulos et al. 2020, "Transformers are RNNs", arXiv:2006.16236, Eq. 4–5):
+
+.. math::
+
+    o_i = \frac{\phi(q_i)^\top \sum_j \phi(k_j) v_j^\top}{\phi(q_i)^\top \sum_j \phi(k_j)}
+
+so the cost is O(L·D·Dv) instead of O(L²·D). Causal attention keeps prefix sums
+:math:`S_i = \sum_{j\le i} \phi(k_j) v_j^\top`, :math:`z_i = \sum_{j \le i} \phi(k_j)` (Eq. 10–12);
+we compute them chunk by chunk: inside a chunk the masked quadratic form, across chunks the
+carried state — O(L·C·D) time, O(L/C·D·Dv) memory, no O(L²) anywhere.
+
+* **linear attention**: :math:`\phi(x) = \operatorname{elu}(x) + 1` (Eq. 7).
+* **Performer FAVOR+** (Choromanski et al. 2020, arXiv:2009.14794, Lemma 1 / Eq. 7): positive
+  random features :math:`\phi(x) = \frac{1}{\sqrt m} \exp(\omega_r^\top x - \lVert x\rVert^2/2)`,
+  :math:`r = 1..m`, with orthogonal :math:`\omega_r` (§2.4), applied to :math:`x/D^{1/4}` so that
+  :math:`\mathbb{E}[\phi(q)^\top\phi(k)] = e^{q\cdot k/\sqrt D}` — unbiased softmax attention.
+
+The normaliser is guarded by an epsilon and accumulated in float32 for float16/bfloat16 inputs,
+so long low-precision inputs give no NaN. ``return_weights=True`` returns the *implied*
+attention matrix :math:`A_{ij} = \phi(q_i)^\top\phi(k_j) / \sum_{j'} \phi(q_i)^\top\phi(k_{j'})`
+(O(L²) memory: for drawing and comparing only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .core import AttentionOutput, check_qkv, repeat_kv
+
+__all__ = [
+    "elu_feature_map",
+    "favor_features",
+    "linear_attention",
+    "linear_attention_from_features",
+    "orthogonal_random_features",
+    "performer_attention",
+]
+
+EPS = 1e-6  # guards the normaliser φ(q)ᵀ Σ φ(k)
+CHUNK = 64  # rows per chunk of the causal prefix-sum form
+
+
+def elu_feature_map(x: Tensor) -> Tensor:
+    r""":math:`\phi(x) = \operatorname{elu}(x) + 1 > 0` (Katharopoulos et al. 2020, Eq. 7)."""
+    return F.elu(x) + 1.0
+
+
+def _check_flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def linear_attention_from_features(
+    phi_q: Tensor, phi_k: Tensor, v: Tensor, *, causal: bool = False, return_weights: bool = False
+) -> AttentionOutput:
+    r"""Kernelised attention given the features ``φ(q) (B, H, Lq, M)``, ``φ(k) (B, H, Lk, M)``.
+
+    .. math:: o_i = \frac{\phi(q_i)^\top \sum_{j} \phi(k_j) v_j^\top}
+                         {\phi(q_i)^\top \sum_{j} \phi(k_j) + \epsilon}
+
+    with :math:`j \le i` (bottom-right aligned when ``Lq != Lk``) when ``causal``.
+    """
+    dtype = v.dtype
+    if dtype in (torch.float16, torch.bfloat16):  # accumulate sums in float32
+        phi_q, phi_k, v = phi_q.float(), phi_k.float(), v.float()
+    B, H, Lq, M = phi_q.shape
+    Lk = phi_k.shape[2]
+    if not causal:
+        # S = Σ_j φ(k_j) v_jᵀ (B, H, M, Dv);  z = Σ_j φ(k_j) (B, H, M)
+        kv = torch.einsum("bhlm,bhld->bhmd", phi_k, v)
+        z = phi_k.sum(2)
+        num = torch.einsum("bhlm,bhmd->bhld", phi_q, kv)  # (B, H, Lq, Dv)
+        den = torch.einsum("bhlm,bhm->bhl", phi_q, z).unsqueeze(-1)  # (B, H, Lq, 1)
+    else:
+        num, den = _causal_sums(phi_q, phi_k, v)
+    out = (num / (den + EPS)).to(dtype)
+    weights = None
+    if return_weights:
+        a = torch.einsum("bhim,bhjm->bhij", phi_q, phi_k)  # (B, H, Lq, Lk)
+        if causal:
+            qpos = torch.arange(Lq, device=a.device).view(-1, 1) + (Lk - Lq)
+            a = a.masked_fill(torch.arange(Lk, device=a.device).view(1, -1) > qpos, 0.0)
+        weights = (a / (a.sum(-1, keepdim=True) + EPS)).to(dtype)
+    return AttentionOutput(out, weights)
+
+
+def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Numerator and denominator of causal linear attention in chunks of ``CHUNK``.
+
+    For chunk :math:`c`: :math:`\text{num}_c = (\Phi_{Q,c}\Phi_{K,c}^\top \odot M)V_c +
+    \Phi_{Q,c} S_{<c}` with :math:`S_{<c} = \sum_{c' < c} \Phi_{K,c'}^\top V_{c'}` (an exclusive
+    prefix sum over chunks) and :math:`M` the causal mask inside the chunk.
+    """
+    B, H, Lq, M = phi_q.shape
+    Lk, Dv = phi_k.shape[2], v.shape[-1]
+    # Bottom-right alignment: query i sits at key position i + Lk − Lq. Pad queries on the
+    # left (Lq < Lk) so both axes line up, or drop keys-less queries (Lq > Lk → output 0).
+    off = Lk - Lq
+    if off > 0:
+        phi_q = F.pad(phi_q, (0, 0, off, 0))
+    elif off < 0:
+        phi_q = phi_q[:, :, -off:]
+    L = Lk
+    C = min(CHUNK, max(L, 1))
+    n = math.ceil(L / C)
+    pad = n * C - L
+    fq, fk, vv = (F.pad(t, (0, 0, 0, pad)) for t in (phi_q, phi_k, v))
+    fq = fq.view(B, H, n, C, M)  # (B, H, n, C, M)
+    fk = fk.view(B, H, n, C, M)
+    vv = vv.view(B, H, n, C, Dv)  # (B, H, n, C, Dv)
+    # per-chunk states Φ_Kᵀ V (B, H, n, M, Dv) and Σ φ(k) (B, H, n, M); exclusive prefix sums
+    kv = torch.einsum("bhncm,bhncd->bhnmd", fk, vv)
+    z = fk.sum(3)
+    kv_prev = kv.cumsum(2) - kv
+    z_prev = z.cumsum(2) - z
+    tri = torch.ones(C, C, dtype=torch.bool, device=fq.device).tril()  # (C, C) j ≤ i
+    a = torch.einsum("bhnim,bhnjm->bhnij", fq, fk).masked_fill(~tri, 0.0)  # (B, H, n, C, C)
+    num = torch.einsum("bhnij,bhnjd->bhnid", a, vv) + torch.einsum(
+        "bhncm,bhnmd->bhncd", fq, kv_prev
+    )
+    den = a.sum(-1) + torch.einsum("bhncm,bhnm->bhnc", fq, z_prev)  # (B, H, n, C)
+    num = num.reshape(B, H, n * C, Dv)[:, :, :L]  # (B, H, L, Dv)
+    den = den.reshape(B, H, n * C, 1)[:, :, :L]  # (B, H, L, 1)
+    if off > 0:
+        num, den = num[:, :, off:], den[:, :, off:]
+    elif off < 0:  # the first −off queries see no key: output 0
+        num = F.pad(num, (0, 0, -off, 0))
+        den = F.pad(den, (0, 0, -off, 0))
+    return num, den
+
+
+def linear_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, return_weights: bool = False
+) -> AttentionOutput:
+    r"""Linear attention with :math:`\phi = \operatorname{elu} + 1` (Katharopoulos et al. 2020,
+    arXiv:2006.16236, Eq. 6–7; causal: Eq. 10–12 in chunked prefix-sum form).
+
+    .. math:: o_i = \frac{\phi(q_i)^\top \sum_{j} \phi(k_j) v_j^\top}{\phi(q_i)^\top
+              \sum_{j} \phi(k_j) + \epsilon}
+
+    Shapes: q ``(B, H, Lq, D)``, k ``(B, Hkv, Lk, D)``, v ``(B, Hkv, Lk, Dv)`` → output
+    ``(B, H, Lq, Dv)``; ``weights`` the implied ``(B, H, Lq, Lk)`` matrix when asked.
+    """
+    check_qkv(q, k, v)
+    _check_flag("causal", causal)
+    _check_flag("return_weights", return_weights)
+    H = q.shape[1]
+    k, v = repeat_kv(k, H), repeat_kv(v, H)  # (B, H, Lk, D)
+    return linear_attention_from_features(
+        elu_feature_map(q), elu_feature_map(k), v, causal=causal, return_weights=return_weights
+    )
+
+
+# --------------------------------------------------------------------------- Performer
+
+
+def orthogonal_random_features(
+    num_features: int,
+    dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    r"""Random projections :math:`\omega \in \mathbb{R}^{m\times D}` with orthogonal rows in
+    blocks of ``D`` and Gaussian-like norms (Choromanski et al. 2020, §2.4, "ORF").
+
+    Each block is Q from the QR decomposition of a Gaussian matrix; row norms are redrawn as
+    the norms of Gaussian vectors (chi distribution with ``D`` degrees of freedom), so every
+    row is marginally :math:`\mathcal N(0, I_D)`.
+    """
+    blocks = []
+    for _ in range(math.ceil(num_features / dim)):
+        g = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
+        qmat, _ = torch.linalg.qr(g)  # (D, D), orthonormal columns
+        blocks.append(qmat.T)
+    w = torch.cat(blocks, 0)[:num_features]  # (m, D)
+    norms = torch.randn(num_features, dim, generator=generator, dtype=torch.float64).norm(dim=1)
+    return (w * norms[:, None]).to(dtype)
+
+
+def favor_features(x: Tensor, omega: Tensor, *, is_query: bool) -> Tensor:
+    r"""Positive random features :math:`\phi(x) = \frac{1}{\sqrt m}\exp(\omega x - \lVert
+    x\rVert^2/2 - c)` (Choromanski et al. 2020, Lemma 1), ``x`` already scaled by
+    :math:`D^{-1/4}`.
+
+    The stabiliser :math:`c` cancels in the attention ratio: per row for queries, one constant
+    over all keys (a per-key shift would not cancel).
+    """
+    m = omega.shape[0]
+    wx = torch.einsum("bhld,md->bhlm", x, omega.to(x.dtype))  # (B, H, L, m)
+    sq = (x * x).sum(-1, keepdim=True) / 2  # (B, H, L, 1)
+    logits = wx - sq
+    if is_query:
+        c = logits.amax(-1, keepdim=True).detach()
+    else:
+        c = logits.amax(dim=(-2, -1), keepdim=True).detach()
+    return torch.exp(logits - c) / math.sqrt(m) + 1e-8
+
+
+def performer_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    num_features: int,
+    causal: bool = False,
+    generator: torch.Generator | None = None,
+    return_weights: bool = False,
+) -> AttentionOutput:
+    r"""Performer FAVOR+ attention: an unbiased random-feature estimate of softmax attention
+    (Choromanski et al. 2020, arXiv:2009.14794).
+
+    .. math:: \widehat{\operatorname{Att}}(Q,K,V) = \hat D^{-1}\big(\phi(Q)(\phi(K)^\top V)\big),
+              \quad \hat D = \operatorname{diag}(\phi(Q)\phi(K)^\top \mathbf 1)
+
+    with :math:`\phi` from :func:`favor_features` on :math:`q/D^{1/4}, k/D^{1/4}` and
+    ``num_features`` orthogonal random features drawn from ``generator``. The error against
+    exact attention shrinks as ``num_features`` grows (roughly as :math:`1/\sqrt m`).
+    """
+    check_qkv(q, k, v)
+    _check_flag("causal", causal)
+    _check_flag("return_weights", return_weights)
+    if isinstance(num_features, bool) or not isinstance(num_features, int):
+        raise TypeError(f"num_features must be an int, got {type(num_features).__name__}")
+    if num_features < 1:
+        raise ValueError(f"num_features must be >= 1, got {num_features}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    H, D = q.shape[1], q.shape[-1]
+    k, v = repeat_kv(k, H), repeat_kv(v, H)  # (B, H, Lk, D)
+    work = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    omega = orthogonal_random_features(num_features, D, generator=generator, dtype=work)
+    omega = omega.to(q.device)
+    s = D**-0.25  # q·k/√D = (q/D^{1/4})·(k/D^{1/4})
+    phi_q = favor_features(q.to(work) * s, omega, is_query=True)  # (B, H, Lq, m)
+    phi_k = favor_features(k.to(work) * s, omega, is_query=False)  # (B, H, Lk, m)
+    res = linear_attention_from_features(
+        phi_q, phi_k, v.to(work), causal=causal, return_weights=return_weights
+    )
+    w = None if res.weights is None else res.weights.to(q.dtype)
+    return AttentionOutput(res.output.to(q.dtype), w)

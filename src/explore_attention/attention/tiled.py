@@ -1,0 +1,444 @@
+r"""Tiled ("flash") attention with an online softmax, in pure PyTorch: O(L·block) memory.
+
+Dao et al. 2022, "FlashAttention" (arXiv:2205.14135). Exact attention never needs the whole
+``(Lq, Lk)`` score matrix: split queries into blocks :math:`Q_i` and keys/values into blocks
+:math:`K_j, V_j`, and keep for every query row a running maximum :math:`m`, a running
+normaliser :math:`\ell` and an unnormalised output :math:`\tilde O` (Algorithm 1, lines 9–12):
+
+.. math::
+
+    S_{ij} = \alpha\, Q_i K_j^\top, \qquad
+    m^{\text{new}} = \max\!\big(m,\ \operatorname{rowmax}(S_{ij})\big), \qquad
+    \tilde P_{ij} = e^{S_{ij} - m^{\text{new}}}
+
+.. math::
+
+    \ell^{\text{new}} = e^{m - m^{\text{new}}}\,\ell + \operatorname{rowsum}(\tilde P_{ij}), \qquad
+    \tilde O^{\text{new}} = e^{m - m^{\text{new}}}\,\tilde O + \tilde P_{ij} V_j
+
+and at the end :math:`O_i = \tilde O / \ell`, with the log-sum-exp
+:math:`L_i = m + \log \ell` kept for the backward pass. The backward pass (Algorithm 2)
+recomputes :math:`P_{ij} = e^{S_{ij} - L_i}` block by block instead of storing it:
+
+.. math::
+
+    D_i = \operatorname{rowsum}(dO_i \circ O_i), \quad
+    dV_j \mathrel{+}= P_{ij}^\top dO_i, \quad
+    dS_{ij} = P_{ij} \circ (dO_i V_j^\top - D_i), \quad
+    dQ_i \mathrel{+}= \alpha\, dS_{ij} K_j, \quad
+    dK_j \mathrel{+}= \alpha\, dS_{ij}^\top Q_i .
+
+**Block skipping.** A ``mask_mod`` is reduced once to a *block map* (:func:`block_map`): each
+(query block, key block) tile is ``EMPTY`` (skipped: never multiplied), ``FULL`` (no mask
+evaluated) or ``PARTIAL`` (mask evaluated on that tile only). The map is exact — built by
+evaluating the mask one query block at a time, O(block · Lk) memory — and cached per
+``(mask_mod, shape)`` like FlexAttention's ``BlockMask``, so a causal sliding window of ``w``
+costs O(L · (w + block)) instead of O(L²).
+
+With a ``score_mod`` the backward pass goes through autograd instead, one query block at a
+time under activation checkpointing (memory still O(block · Lk)), so parameters captured by the
+``score_mod`` (a learned bias table, ALiBi slopes) receive gradients too.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections import OrderedDict
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+from torch.utils.checkpoint import checkpoint
+
+from . import core, masks
+from .core import AttentionOutput, MaskMod, ScoreMod, check_qkv
+
+__all__ = ["EMPTY", "FULL", "PARTIAL", "block_map", "clear_block_map_cache", "tiled_attention"]
+
+EMPTY, PARTIAL, FULL = 0, 1, 2  # block map states
+DEFAULT_BLOCK_SIZE = 128
+
+# --------------------------------------------------------------------------- block map
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHE_PER_MASK = 8
+
+
+def clear_block_map_cache() -> None:
+    """Forget every cached block map (e.g. after mutating a tensor a mask_mod reads)."""
+    _CACHE.clear()
+
+
+def _fingerprint(fn: object, depth: int = 0) -> tuple:
+    """Versions of the tensors a closure captures, so an in-place edit invalidates the cache."""
+    cells = getattr(fn, "__closure__", None) or ()
+    out: list = []
+    for cell in cells:
+        try:
+            x = cell.cell_contents
+        except ValueError:  # empty cell
+            continue
+        if isinstance(x, Tensor):
+            out.append((id(x), x._version, x.data_ptr()))
+        elif callable(x) and depth < 4:
+            out.append(_fingerprint(x, depth + 1))
+        elif isinstance(x, (int, float, str, bool)):
+            out.append(x)
+    return tuple(out)
+
+
+def _eval_mask(mask_mod: MaskMod, B: int, H: int, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+    """mask_mod on one tile: a bool tensor of shape (B|1, H|1, rows, cols)."""
+    dev = q_idx.device
+    b = torch.arange(B, device=dev).view(B, 1, 1, 1)
+    h = torch.arange(H, device=dev).view(1, H, 1, 1)
+    m = mask_mod(b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
+    if not isinstance(m, Tensor):
+        m = torch.tensor(bool(m), device=dev)
+    if m.dtype != torch.bool:
+        name = getattr(mask_mod, "__name__", repr(mask_mod))
+        raise TypeError(f"mask_mod {name!r} must return a bool tensor, got dtype {m.dtype}")
+    rows, cols = q_idx.numel(), kv_idx.numel()
+    try:
+        torch.broadcast_shapes(m.shape, (B, H, rows, cols))
+    except RuntimeError:
+        raise ValueError(
+            f"mask_mod returned shape {tuple(m.shape)}, which does not broadcast to "
+            f"(B, H, rows, cols) = {(B, H, rows, cols)}"
+        ) from None
+    while m.dim() < 4:
+        m = m.unsqueeze(0)
+    return m.expand(m.shape[0], m.shape[1], rows, cols)  # (B|1, H|1, rows, cols)
+
+
+def block_map(
+    mask_mod: MaskMod | None,
+    B: int,
+    H: int,
+    Lq: int,
+    Lk: int,
+    block_q: int = DEFAULT_BLOCK_SIZE,
+    block_k: int = DEFAULT_BLOCK_SIZE,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Which tiles a mask leaves empty, full or partial: an ``(nq, nk)`` int8 tensor.
+
+    ``nq = ceil(Lq / block_q)``, ``nk = ceil(Lk / block_k)``; entries are :data:`EMPTY`,
+    :data:`PARTIAL` or :data:`FULL` (over every batch element and head). Exact: the mask is
+    evaluated on every (query, key) pair, one query block at a time. Cached per mask_mod.
+    """
+    nq, nk = math.ceil(Lq / block_q), math.ceil(Lk / block_k)
+    if mask_mod is None:
+        return torch.full((nq, nk), FULL, dtype=torch.int8)
+    key = (B, H, Lq, Lk, block_q, block_k, str(device), _fingerprint(mask_mod))
+    try:
+        per_mask = _CACHE.setdefault(mask_mod, OrderedDict())
+    except TypeError:  # not weak-referenceable (e.g. a builtin): no cache
+        per_mask = OrderedDict()
+    if key in per_mask:
+        per_mask.move_to_end(key)
+        return per_mask[key]
+    kv_idx = torch.arange(Lk, device=device)
+    pad = nk * block_k - Lk
+    state = torch.empty(nq, nk, dtype=torch.int8)
+    for i in range(nq):
+        q0, q1 = i * block_q, min(Lq, (i + 1) * block_q)
+        q_idx = torch.arange(q0, q1, device=device) + (Lk - Lq)  # position convention
+        m = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, Lk)
+        flat = m.reshape(-1, Lk)  # (B·H·bq, Lk)
+        col_any, col_all = flat.any(0), flat.all(0)  # (Lk,)
+        if pad:
+            col_any = torch.cat([col_any, col_any.new_zeros(pad)])
+            col_all = torch.cat([col_all, col_all.new_ones(pad)])
+        any_blk = col_any.view(nk, block_k).any(-1).cpu()  # (nk,)
+        all_blk = col_all.view(nk, block_k).all(-1).cpu()
+        state[i] = torch.where(all_blk, FULL, torch.where(any_blk, PARTIAL, EMPTY))
+    per_mask[key] = state
+    while len(per_mask) > _CACHE_PER_MASK:
+        per_mask.popitem(last=False)
+    return state
+
+
+# --------------------------------------------------------------------------- forward
+
+
+def _row(
+    qg: Tensor,
+    k3: Tensor,
+    v3: Tensor,
+    states: list[tuple[int, int]],
+    q_idx: Tensor,
+    shape: tuple[int, int, int],
+    mask_mod: MaskMod | None,
+    score_mod: ScoreMod | None,
+    scale: float,
+    block_k: int,
+) -> tuple[Tensor, Tensor]:
+    """Online softmax of one query block over its non-empty key blocks (Algorithm 1, 7–15).
+
+    ``qg`` is ``(B·Hkv, G·bq, D)``: the query block of every head sharing a key head stacked,
+    so GQA needs no copy of K/V. Returns the block's output ``(B·Hkv, G·bq, Dv)`` and
+    log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key).
+    """
+    B, H, bq = shape
+    Lk = k3.shape[1]
+    grad = torch.is_grad_enabled()
+    m_i = l_i = acc = None
+    for j, st in states:
+        k0, k1 = j * block_k, min(Lk, (j + 1) * block_k)
+        kj, vj = k3[:, k0:k1], v3[:, k0:k1]  # (B·Hkv, bk, D), (B·Hkv, bk, Dv)
+        # S_ij = α Q_i K_jᵀ                                          (B·Hkv, G·bq, bk)
+        s = torch.baddbmm(qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale)
+        if score_mod is not None or st == PARTIAL:
+            s4 = s.view(B, H, bq, k1 - k0)  # (B, H, bq, bk)
+            kv_idx = torch.arange(k0, k1, device=s.device)
+            if score_mod is not None:
+                b = torch.arange(B, device=s.device).view(B, 1, 1, 1)
+                h = torch.arange(H, device=s.device).view(1, H, 1, 1)
+                s4 = score_mod(s4, b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
+            if st == PARTIAL:
+                keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
+                s4 = s4.masked_fill(~keep, float("-inf"))
+                dead = ~keep.reshape(-1, k1 - k0).any(0)  # keys no query here may see
+                if bool(dead.any()):
+                    vj = vj.masked_fill(dead[None, :, None], 0.0)  # 0·NaN would be NaN
+            s = s4.reshape(s.shape)
+        # m_new = max(m, rowmax(S_ij)); shift by 0 where the row is still all -inf
+        row_max = s.amax(-1, keepdim=True)
+        m_new = row_max if m_i is None else torch.maximum(m_i, row_max)
+        m_safe = torch.where(torch.isinf(m_new), 0.0, m_new)
+        # P̃_ij = exp(S_ij − m_new)
+        p = torch.exp(s - m_safe) if grad else s.sub_(m_safe).exp_()
+        if m_i is None:
+            l_i = p.sum(-1, keepdim=True)
+            acc = torch.bmm(p, vj)  # (B·Hkv, G·bq, Dv)
+        else:
+            # ℓ_new = e^{m − m_new} ℓ + rowsum(P̃);  Õ_new = e^{m − m_new} Õ + P̃ V_j
+            corr = torch.exp(m_i - m_safe)
+            if grad:
+                l_i = corr * l_i + p.sum(-1, keepdim=True)
+                acc = torch.baddbmm(corr * acc, p, vj)
+            else:
+                l_i.mul_(corr).add_(p.sum(-1, keepdim=True))
+                acc = torch.baddbmm(acc.mul_(corr), p, vj)
+        m_i = m_new
+    if m_i is None:  # no key block at all
+        rows = qg.shape[1]
+        zeros = qg.new_zeros(qg.shape[0], rows, v3.shape[-1])
+        return zeros, qg.new_full((qg.shape[0], rows, 1), float("-inf"))
+    live = l_i > 0
+    out = acc / torch.where(live, l_i, 1.0)  # O_i = Õ / ℓ; rows with no key stay 0
+    lse = torch.where(live, m_i + torch.log(torch.where(live, l_i, 1.0)), float("-inf"))
+    return out, lse
+
+
+class _Plan:
+    """Shapes, blocks and the block map of one call."""
+
+    def __init__(self, q: Tensor, k: Tensor, v: Tensor, mask_mod, block_q: int, block_k: int):
+        self.B, self.H, self.Lq, self.D = q.shape
+        self.Hkv, self.Lk, self.Dv = k.shape[1], k.shape[2], v.shape[-1]
+        self.G = self.H // self.Hkv
+        self.bs, self.bk = block_q, block_k
+        self.nq = math.ceil(self.Lq / block_q)
+        self.map = block_map(mask_mod, self.B, self.H, self.Lq, self.Lk, block_q, block_k, q.device)
+        self.rows = [[(j, s) for j, s in enumerate(r.tolist()) if s != EMPTY] for r in self.map]
+
+    def q_block(self, x: Tensor, i: int) -> Tensor:
+        """Rows of block ``i`` of a (B, H, Lq, ·) tensor, grouped: (B·Hkv, G·bq, ·)."""
+        q0, q1 = i * self.bs, min(self.Lq, (i + 1) * self.bs)
+        return x[:, :, q0:q1].reshape(self.B * self.Hkv, self.G * (q1 - q0), x.shape[-1])
+
+    def q_idx(self, i: int, device) -> Tensor:
+        q0, q1 = i * self.bs, min(self.Lq, (i + 1) * self.bs)
+        return torch.arange(q0, q1, device=device) + (self.Lk - self.Lq)
+
+    def unblock(self, x: Tensor, i: int) -> Tensor:
+        """Inverse of :meth:`q_block`: (B·Hkv, G·bq, ·) → (B, H, bq, ·)."""
+        return x.view(self.B, self.H, -1, x.shape[-1])
+
+
+def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, Tensor]:
+    k3 = k.reshape(plan.B * plan.Hkv, plan.Lk, plan.D)  # (B·Hkv, Lk, D)
+    v3 = v.reshape(plan.B * plan.Hkv, plan.Lk, plan.Dv)  # (B·Hkv, Lk, Dv)
+    out = q.new_empty(plan.B, plan.H, plan.Lq, plan.Dv)
+    lse = q.new_empty(plan.B, plan.H, plan.Lq, 1)
+    for i in range(plan.nq):
+        qg = plan.q_block(q, i)
+        shape = (plan.B, plan.H, qg.shape[1] // plan.G)
+        o, l_ = _row(
+            qg,
+            k3,
+            v3,
+            plan.rows[i],
+            plan.q_idx(i, q.device),
+            shape,
+            mask_mod,
+            score_mod,
+            scale,
+            plan.bk,
+        )
+        q0 = i * plan.bs
+        out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)
+        lse[:, :, q0 : q0 + shape[2]] = plan.unblock(l_, i)
+    return out, lse
+
+
+class _TiledAttention(torch.autograd.Function):
+    """Forward = Algorithm 1; backward = Algorithm 2 (recompute P block by block)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, plan, mask_mod, scale):  # type: ignore[override]
+        with torch.no_grad():
+            out, lse = _forward(q, k, v, plan, mask_mod, None, scale)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.plan, ctx.mask_mod, ctx.scale = plan, mask_mod, scale
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dout):  # type: ignore[override]
+        q, k, v, out, lse = ctx.saved_tensors
+        plan, mask_mod, scale = ctx.plan, ctx.mask_mod, ctx.scale
+        B, H, Hkv, bs, bk = plan.B, plan.H, plan.Hkv, plan.bs, plan.bk
+        k3 = k.reshape(B * Hkv, plan.Lk, plan.D)  # (B·Hkv, Lk, D)
+        v3 = v.reshape(B * Hkv, plan.Lk, plan.Dv)
+        # D_i = rowsum(dO ∘ O)                                          (B, H, Lq, 1)
+        Di = (dout * out).sum(-1, keepdim=True)
+        # Rows with no key have lse = -inf; use +inf there so P = e^{S − L} = 0, not NaN.
+        lse = torch.where(torch.isinf(lse), float("inf"), lse)
+        blocks = [
+            (plan.q_block(q, i), plan.q_block(dout, i), plan.q_block(Di, i), plan.q_block(lse, i))
+            for i in range(plan.nq)
+        ]
+        dq = torch.zeros_like(q)
+        dk3 = torch.zeros_like(k3)
+        dv3 = torch.zeros_like(v3)
+        for j in range(plan.map.shape[1]):
+            k0, k1 = j * bk, min(plan.Lk, (j + 1) * bk)
+            kj, vj = k3[:, k0:k1], v3[:, k0:k1]
+            kv_idx = torch.arange(k0, k1, device=q.device)
+            for i in range(plan.nq):
+                st = int(plan.map[i, j])
+                if st == EMPTY:
+                    continue
+                qg, dog, dig, lseg = blocks[i]
+                s = torch.baddbmm(
+                    qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale
+                )  # (B·Hkv, G·bq, bk)
+                vjj = vj
+                if st == PARTIAL:
+                    q_idx = plan.q_idx(i, q.device)
+                    keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)
+                    s4 = s.view(B, H, q_idx.numel(), k1 - k0).masked_fill(~keep, float("-inf"))
+                    s = s4.reshape(s.shape)
+                    dead = ~keep.reshape(-1, k1 - k0).any(0)
+                    if bool(dead.any()):
+                        vjj = vj.masked_fill(dead[None, :, None], 0.0)
+                # P_ij = exp(S_ij − L_i)
+                p = s.sub_(lseg).exp_()
+                # dV_j += P_ijᵀ dO_i
+                dv3[:, k0:k1].baddbmm_(p.transpose(1, 2), dog)
+                # dS_ij = P_ij ∘ (dO_i V_jᵀ − D_i)
+                ds = p.mul_(torch.bmm(dog, vjj.transpose(1, 2)).sub_(dig))
+                # dQ_i += α dS_ij K_j ;  dK_j += α dS_ijᵀ Q_i
+                q0 = i * bs
+                dq[:, :, q0 : q0 + qg.shape[1] // plan.G] += plan.unblock(
+                    torch.bmm(ds, kj).mul_(scale), i
+                )
+                dk3[:, k0:k1].baddbmm_(ds.transpose(1, 2), qg, alpha=scale)
+        dk = dk3.view(B, Hkv, plan.Lk, plan.D)
+        dv = dv3.view(B, Hkv, plan.Lk, plan.Dv)
+        return dq, dk, dv, None, None, None
+
+
+def _with_score_mod_grad(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> Tensor:
+    """Autograd through tiles, one query block at a time under checkpointing."""
+    k3 = k.reshape(plan.B * plan.Hkv, plan.Lk, plan.D)  # (B·Hkv, Lk, D)
+    v3 = v.reshape(plan.B * plan.Hkv, plan.Lk, plan.Dv)  # (B·Hkv, Lk, Dv)
+    outs = []
+    for i in range(plan.nq):
+        qg = plan.q_block(q, i)
+        shape = (plan.B, plan.H, qg.shape[1] // plan.G)
+        o, _ = checkpoint(
+            _row,
+            qg,
+            k3,
+            v3,
+            plan.rows[i],
+            plan.q_idx(i, q.device),
+            shape,
+            mask_mod,
+            score_mod,
+            scale,
+            plan.bk,
+            use_reentrant=False,
+        )
+        outs.append(plan.unblock(o, i))
+    return torch.cat(outs, dim=2)  # (B, H, Lq, Dv)
+
+
+def _tiled(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask_mod: MaskMod | None,
+    score_mod: ScoreMod | None,
+    scale: float,
+    block_size: int | tuple[int, int] = DEFAULT_BLOCK_SIZE,
+) -> Tensor:
+    dtype = q.dtype
+    if dtype in (torch.float16, torch.bfloat16):  # accumulate the softmax in float32
+        q, k, v = q.float(), k.float(), v.float()
+    bq, bk = block_size if isinstance(block_size, tuple) else (block_size, block_size)
+    plan = _Plan(q, k, v, mask_mod, bq, bk)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    if score_mod is not None and needs_grad:
+        out = _with_score_mod_grad(q, k, v, plan, mask_mod, score_mod, scale)
+    elif needs_grad:
+        out = _TiledAttention.apply(q, k, v, plan, mask_mod, scale)
+    else:
+        with torch.no_grad():
+            out, _ = _forward(q, k, v, plan, mask_mod, score_mod, scale)
+    return out.to(dtype)
+
+
+def tiled_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, block_size: int = DEFAULT_BLOCK_SIZE
+) -> AttentionOutput:
+    r"""Exact softmax attention computed tile by tile (FlashAttention, Dao et al. 2022,
+    arXiv:2205.14135, Algorithms 1 and 2), never materialising the ``(Lq, Lk)`` matrix.
+
+    .. math:: O = \operatorname{softmax}\!\left(\frac{QK^\top}{\sqrt{D}}\right) V
+
+    Args:
+        q: ``(B, H, Lq, D)``; k: ``(B, Hkv, Lk, D)``; v: ``(B, Hkv, Lk, Dv)`` (GQA allowed).
+        causal: mask future keys, bottom-right aligned when ``Lq != Lk`` (``masks.causal``).
+        block_size: rows and columns per tile; memory is O((Lq + Lk)·D + block_size²·H).
+
+    Returns:
+        :class:`AttentionOutput` with ``output (B, H, Lq, Dv)`` and ``weights=None`` (the
+        whole point is never to form them; use ``attend(backend="reference")`` to draw them).
+        For other masks and score functions use ``attend(..., backend="tiled")``.
+    """
+    check_qkv(q, k, v)
+    if isinstance(block_size, bool) or not isinstance(block_size, int):
+        raise TypeError(f"block_size must be an int, got {type(block_size).__name__}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    out = _tiled(q, k, v, masks.causal if causal else None, None, scale, block_size)
+    return AttentionOutput(out, None)
+
+
+def _backend(q, k, v, mask_mod, score_mod, scale, dropout_p, return_weights) -> AttentionOutput:
+    """``attend(..., backend="tiled")``: any mask_mod (empty tiles skipped) and score_mod."""
+    return AttentionOutput(_tiled(q, k, v, mask_mod, score_mod, scale), None)
+
+
+core.register_backend(
+    "tiled", _backend, gives_weights=False, supports_score_mod=True, supports_dropout=False
+)
