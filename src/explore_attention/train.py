@@ -59,6 +59,9 @@ TASKS: dict[str, str] = {
     "vit-scenes": "explore_attention.tasks.vit:make_scenes",
     "audio-digits": "explore_attention.tasks.audio:make_digits",
     "multimodal-scenes": "explore_attention.tasks.multimodal:make_task",
+    "gpt-char": "explore_attention.tasks.gpt:make_char",
+    "gpt-bpe": "explore_attention.tasks.gpt:make_bpe",
+    "induction": "explore_attention.tasks.induction:make_task",
 }
 
 Batch = Any  # a Tensor, or a tuple / dict of Tensors with the batch on dim 0
