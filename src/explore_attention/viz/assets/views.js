@@ -7,8 +7,8 @@
 
   function escapeLabel(s) {
     // Plotly decodes entities in labels, so the user sees the literal token.
-    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+    // Quotes stay: with "<" escaped no tag (and so no attribute) can start.
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
   function visible(s) {
     // Empty and whitespace-only tokens get a visible stand-in.
