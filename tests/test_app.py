@@ -79,6 +79,8 @@ def test_causal_model_from_a_folder_and_listing(tmp_path, cache, monkeypatch):
     assert res["explanation"] is not None
     monkeypatch.setattr(app_models, "checkpoints_dir", lambda: tmp_path)
     (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "own-format").mkdir()  # the project's own checkpoint format is not listed
+    (tmp_path / "own-format" / "config.json").write_text('{"model_class": "x"}')
     ids = [m["id"] for m in app_models.available_models()]
     assert ids == ["default", str(folder)]
 

@@ -7,12 +7,13 @@ local folder, loaded with :func:`explore_attention.inspect.load_model`.
 
 from __future__ import annotations
 
+import json
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_ID", "ModelCache", "available_models", "checkpoints_dir"]
+__all__ = ["DEFAULT_ID", "ModelCache", "available_models", "checkpoints_dir", "is_hf_folder"]
 
 DEFAULT_ID = "default"
 
@@ -28,9 +29,23 @@ def available_models() -> list[dict[str, str]]:
     out = [{"id": DEFAULT_ID, "label": f"{DEFAULT_MODEL_NAME} (bundled, encoder)"}]
     root = checkpoints_dir()
     if root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if (p / "config.json").is_file()):
+        for folder in sorted(p for p in root.iterdir() if is_hf_folder(p)):
             out.append({"id": str(folder), "label": f"{folder.name} (shipped checkpoint)"})
     return out
+
+
+def is_hf_folder(folder: Path) -> bool:
+    """A Hugging Face-format model folder: its ``config.json`` names a ``model_type``.
+
+    (The project's own checkpoints also have a ``config.json``, without ``model_type``.)
+    """
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        return "model_type" in json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 class ModelCache:
