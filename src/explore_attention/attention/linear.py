@@ -72,8 +72,7 @@ def linear_attention_from_features(
     dtype = v.dtype
     if dtype in (torch.float16, torch.bfloat16):  # accumulate sums in float32
         phi_q, phi_k, v = phi_q.float(), phi_k.float(), v.float()
-    B, H, Lq, M = phi_q.shape
-    Lk = phi_k.shape[2]
+    Lq, Lk = phi_q.shape[2], phi_k.shape[2]
     if not causal:
         # S = Σ_j φ(k_j) v_jᵀ (B, H, M, Dv);  z = Σ_j φ(k_j) (B, H, M)
         kv = torch.einsum("bhlm,bhld->bhmd", phi_k, v)

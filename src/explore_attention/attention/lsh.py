@@ -68,7 +68,9 @@ def hash_buckets(
     x: Tensor, n_buckets: int, n_hashes: int, *, generator: torch.Generator | None = None
 ) -> Tensor:
     r"""Angular LSH: :math:`h_r(x) = \arg\max([xR_r; -xR_r])` for ``n_hashes`` random
-    rotations :math:`R_r \in \mathbb R^{D\times n_b/2}`. ``x (B, H, L, D)`` → ``(n_hashes, B, H, L)``.
+    rotations :math:`R_r \in \mathbb R^{D\times n_b/2}`.
+
+    ``x (B, H, L, D)`` → buckets ``(n_hashes, B, H, L)``.
     """
     if n_buckets < 2 or n_buckets % 2:
         raise ValueError(f"n_buckets must be an even number >= 2, got {n_buckets}")

@@ -163,6 +163,21 @@ def block_map(
 # --------------------------------------------------------------------------- forward
 
 
+def _zero_dead_keys(vj: Tensor, keep: Tensor, B: int, H: int) -> Tensor:
+    """Zero value rows of a tile that no query of that (batch, kv head) may see: ``0·NaN``.
+
+    ``vj`` is ``(B·Hkv, bk, Dv)``; ``keep`` the tile's mask ``(B|1, H|1, bq, bk)``.
+    """
+    dead = ~keep.any(2)  # (B|1, H|1, bk)
+    if not bool(dead.any()):
+        return vj
+    Hkv = vj.shape[0] // B
+    if dead.shape[1] == H and Hkv != H:  # a kv head is dead only if its whole group is
+        dead = dead.view(dead.shape[0], Hkv, H // Hkv, -1).all(2)  # (B|1, Hkv, bk)
+    dead = dead.expand(B, Hkv, dead.shape[-1]).reshape(B * Hkv, -1, 1)  # (B·Hkv, bk, 1)
+    return vj.masked_fill(dead, 0.0)
+
+
 def _row(
     qg: Tensor,
     k3: Tensor,
@@ -200,9 +215,7 @@ def _row(
             if st == PARTIAL:
                 keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
                 s4 = s4.masked_fill(~keep, float("-inf"))
-                dead = ~keep.reshape(-1, k1 - k0).any(0)  # keys no query here may see
-                if bool(dead.any()):
-                    vj = vj.masked_fill(dead[None, :, None], 0.0)  # 0·NaN would be NaN
+                vj = _zero_dead_keys(vj, keep, B, H)
             s = s4.reshape(s.shape)
         # m_new = max(m, rowmax(S_ij)); shift by 0 where the row is still all -inf
         row_max = s.amax(-1, keepdim=True)
@@ -333,9 +346,7 @@ class _TiledAttention(torch.autograd.Function):
                     keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)
                     s4 = s.view(B, H, q_idx.numel(), k1 - k0).masked_fill(~keep, float("-inf"))
                     s = s4.reshape(s.shape)
-                    dead = ~keep.reshape(-1, k1 - k0).any(0)
-                    if bool(dead.any()):
-                        vjj = vj.masked_fill(dead[None, :, None], 0.0)
+                    vjj = _zero_dead_keys(vj, keep, B, H)
                 # P_ij = exp(S_ij − L_i)
                 p = s.sub_(lseg).exp_()
                 # dV_j += P_ijᵀ dO_i

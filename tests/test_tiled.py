@@ -1,0 +1,233 @@
+"""Tiled (flash-style) attention against SDPA, the float64 formula and the reference backend."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from explore_attention.attention import attend, masks, tiled
+from explore_attention.attention.tiled import EMPTY, FULL, PARTIAL, block_map, tiled_attention
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiles are small ops: on 2 shared cores, OpenMP hand-offs cost more than they save."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+F32 = {"atol": 1e-5, "rtol": 1e-4}
+F64 = {"atol": 1e-10, "rtol": 1e-7}
+
+
+def qkv(B, H, Hkv, Lq, Lk, D, Dv=None, dtype=torch.float32, seed=0, grad=False):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, H, Lq, D, generator=g, dtype=torch.float64).to(dtype)
+    k = torch.randn(B, Hkv, Lk, D, generator=g, dtype=torch.float64).to(dtype)
+    v = torch.randn(B, Hkv, Lk, Dv or D, generator=g, dtype=torch.float64).to(dtype)
+    return [t.requires_grad_(grad) for t in (q, k, v)]
+
+
+def grads(out, inputs, seed=1):
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    return torch.autograd.grad(out, inputs, g)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(
+    ("L", "D", "block"),
+    [(1, 3, 16), (2, 1, 16), (3, 21, 2), (15, 3, 4), (113, 21, 16), (200, 64, 64)],
+)
+def test_matches_sdpa_forward_and_backward(causal, L, D, block):
+    q, k, v = qkv(2, 3, 3, L, L, D, grad=True)
+    out = tiled_attention(q, k, v, causal=causal, block_size=block).output
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert_close(out, ref, **F32)
+    for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
+        assert_close(a, b, **F32)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_relative_error_policy_vs_float64(causal):
+    """Re-ordered arithmetic: error vs float64 at most 10× the naive float32 error (DESIGN §6)."""
+    q, k, v = qkv(1, 4, 4, 300, 300, 32)
+    mm = masks.causal if causal else None
+    exact = attend(*(t.double() for t in (q, k, v)), mask_mod=mm, backend="reference").output
+    naive = attend(q, k, v, mask_mod=mm, backend="reference").output
+    ours = tiled_attention(q, k, v, causal=causal, block_size=32).output
+    naive_err = (naive.double() - exact).abs().max().item()
+    ours_err = (ours.double() - exact).abs().max().item()
+    assert ours_err <= 10 * naive_err, (ours_err, naive_err)
+
+
+def test_gqa_matches_sdpa():
+    q, k, v = qkv(2, 8, 2, 70, 70, 16, grad=True)
+    out = tiled_attention(q, k, v, causal=True, block_size=16).output
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    assert_close(out, ref, **F32)
+    for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
+        assert_close(a, b, **F32)
+
+
+@pytest.mark.parametrize(("Lq", "Lk"), [(7, 50), (50, 7), (33, 100)])
+def test_lq_ne_lk_bottom_right_causal_float64(Lq, Lk):
+    q, k, v = qkv(2, 4, 2, Lq, Lk, 8, Dv=5, dtype=torch.float64, grad=True)
+    out = attend(q, k, v, mask_mod=masks.causal, backend="tiled", return_weights=False).output
+    ref = attend(q, k, v, mask_mod=masks.causal, backend="reference").output
+    assert_close(out, ref, **F64)
+    for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
+        assert_close(a, b, **F64)
+    if Lq > Lk:  # first Lq − Lk queries see no key: exact zeros
+        assert torch.equal(out[:, :, : Lq - Lk], torch.zeros_like(out[:, :, : Lq - Lk]))
+
+
+def test_score_mod_and_mask_with_learned_parameter():
+    """A score_mod's captured parameter gets the same gradient as through the reference."""
+    q, k, v = qkv(2, 4, 4, 45, 45, 8, dtype=torch.float64, grad=True)
+    slope = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64, requires_grad=True)
+
+    def alibi_like(score, b, h, q_idx, kv_idx):
+        return score - slope[h] * (q_idx - kv_idx).abs()
+
+    mm = masks.sliding_window(9)
+    out = attend(q, k, v, mask_mod=mm, score_mod=alibi_like, backend="tiled", return_weights=False)
+    ref = attend(q, k, v, mask_mod=mm, score_mod=alibi_like, backend="reference")
+    assert_close(out.output, ref.output, **F64)
+    for a, b in zip(grads(out.output, (q, k, v, slope)), grads(ref.output, (q, k, v, slope))):
+        assert_close(a, b, **F64)
+
+
+def test_padding_mask_nan_key_and_fully_masked_rows():
+    q, k, v = qkv(2, 2, 2, 20, 20, 4, dtype=torch.float64)
+    k[1, :, 15:] = float("nan")  # padded keys of item 1 hold NaN: must change nothing
+    v[1, :, 15:] = float("nan")
+    mm = masks.padding(torch.tensor([20, 15]))
+    out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
+    ref = attend(q[1:], k[1:, :, :15], v[1:, :, :15], backend="reference").output
+    assert_close(out[1:], ref, **F64)
+    assert not out.isnan().any()
+
+    # Rows with no key at all: output exactly 0 and finite gradients.
+    none_before_5 = masks.named(lambda b, h, qi, ki: (qi >= 5) & (ki <= qi), "late_causal")
+    q, k, v = qkv(1, 2, 2, 20, 20, 4, dtype=torch.float64, grad=True)
+    out = attend(q, k, v, mask_mod=none_before_5, backend="tiled", return_weights=False).output
+    assert torch.equal(out[:, :, :5], torch.zeros_like(out[:, :, :5]))
+    ref = attend(q, k, v, mask_mod=none_before_5, backend="reference").output
+    assert_close(out, ref, **F64)
+    for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
+        assert torch.isfinite(a).all()
+        assert_close(a, b, **F64)
+
+
+def test_block_map_skips_empty_tiles_and_is_exact():
+    L, bs = 2048, 128
+    sw = masks.sliding_window(256)
+    bmap = block_map(sw, 1, 8, L, L, bs, bs)
+    dense = masks.materialize(sw, L, L)[0, 0]  # (L, L) bool
+    tiles = dense.view(L // bs, bs, L // bs, bs)
+    assert torch.equal(bmap == EMPTY, ~tiles.any(-1).any(1))
+    assert torch.equal(bmap == FULL, tiles.all(-1).all(1))
+    # a window of 256 touches at most 3 key tiles per query tile: O(L·w) work, not O(L²)
+    assert int((bmap != EMPTY).sum(1).max()) <= 3
+    assert int((bmap != EMPTY).sum()) < (L // bs) ** 2 / 4
+    assert int((bmap == PARTIAL).sum()) > 0
+
+
+def test_sliding_window_with_skipping_matches_sdpa():
+    q, k, v = qkv(1, 4, 4, 600, 600, 16)
+    sw = masks.sliding_window(100)
+    out = attend(q, k, v, mask_mod=sw, backend="tiled", return_weights=False).output
+    dense = masks.materialize(sw, 600, 600)[0, 0]  # (L, L)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=dense)
+    assert_close(out, ref, **F32)
+
+
+def test_block_map_cache_sees_in_place_edit():
+    lengths = torch.tensor([40])
+    mm = masks.padding(lengths)
+    first = block_map(mm, 1, 1, 64, 64, 16, 16).clone()
+    lengths[0] = 10  # a mask reading a mutated tensor must not reuse the stale map
+    second = block_map(mm, 1, 1, 64, 64, 16, 16)
+    assert not torch.equal(first, second)
+    assert int((second != EMPTY).sum(1)[0]) == 1
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any aten op produces: a deterministic peak-memory proxy."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_peak_memory_is_order_l_times_block():
+    """Largest tensor any op makes: O(L·block) for tiled, H·L² for the reference backend."""
+    B, H, L, D, bs = 1, 2, 1024, 16, 64
+    q, k, v = qkv(B, H, H, L, L, D, grad=True)
+    with _LargestTensor() as mode:
+        out = tiled_attention(q, k, v, causal=True, block_size=bs).output
+        out.sum().backward()
+    # inputs/outputs (H·L·D), one tile per head (H·bs²), one query block's mask row (bs·L)
+    assert mode.largest <= max(B * H * L * D, B * H * bs * bs, bs * L)
+    with _LargestTensor() as ref_mode:
+        attend(q, k, v, mask_mod=masks.causal, backend="reference").output.sum().backward()
+    assert ref_mode.largest >= B * H * L * L
+    assert mode.largest * 10 < ref_mode.largest
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_no_nan(dtype):
+    q, k, v = qkv(1, 2, 2, 257, 257, 16)
+    ref = tiled_attention(q, k, v, causal=True, block_size=64).output
+    out = tiled_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=True, block_size=64)
+    assert out.output.dtype == dtype
+    assert_close(out.output.float(), ref, atol=2e-2, rtol=2e-2)
+
+
+def test_gradcheck_float64():
+    q, k, v = qkv(1, 2, 1, 6, 9, 3, dtype=torch.float64, grad=True)
+
+    def f(q, k, v):
+        return tiled_attention(q, k, v, causal=True, block_size=4).output
+
+    assert torch.autograd.gradcheck(f, (q, k, v))
+
+
+def test_bad_input():
+    q, k, v = qkv(1, 1, 1, 4, 4, 2)
+    with pytest.raises(ValueError, match="block_size"):
+        tiled_attention(q, k, v, block_size=0)
+    with pytest.raises(TypeError, match="block_size"):
+        tiled_attention(q, k, v, block_size=True)
+    with pytest.raises(TypeError, match="causal"):
+        tiled_attention(q, k, v, causal="yes")
+    with pytest.raises(ValueError, match="dropout"):
+        attend(q, k, v, backend="tiled", dropout_p=0.1, return_weights=False)
+    with pytest.raises(TypeError, match="bool"):
+        attend(q, k, v, mask_mod=lambda b, h, i, j: i - j, backend="tiled", return_weights=False)
+    with pytest.raises(ValueError, match="k's head dim"):
+        tiled_attention(q, k[..., :1], v)
+
+
+def test_default_scale_and_warns_without_weights():
+    q, k, v = qkv(1, 2, 2, 10, 10, 7)
+    with pytest.warns(UserWarning, match="cannot return attention weights"):
+        res = attend(q, k, v, backend="tiled", scale=-0.3)
+    ref = F.scaled_dot_product_attention(q, k, v, scale=-0.3)
+    assert res.weights is None
+    assert_close(res.output, ref, **F32)
+    assert math.isclose(tiled.DEFAULT_BLOCK_SIZE, 128)
