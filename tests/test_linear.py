@@ -1,0 +1,91 @@
+"""Linear attention (elu+1) against the quadratic formula with the same feature map, float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from explore_attention.attention.linear import EPS, elu_feature_map, linear_attention
+
+F64 = {"atol": 1e-10, "rtol": 1e-7}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def qkv(B, H, Hkv, Lq, Lk, D, Dv, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(*s, generator=g, dtype=torch.float64).to(dtype).requires_grad_(True)
+        for s in ((B, H, Lq, D), (B, Hkv, Lk, D), (B, Hkv, Lk, Dv))
+    ]
+
+
+def quadratic(q, k, v, causal):
+    """Katharopoulos et al. 2020, Eq. 4 written directly: O(L²), same feature map."""
+    H = q.shape[1]
+    k, v = k.repeat_interleave(H // k.shape[1], 1), v.repeat_interleave(H // v.shape[1], 1)
+    a = elu_feature_map(q) @ elu_feature_map(k).transpose(-1, -2)  # (B, H, Lq, Lk)
+    Lq, Lk = a.shape[-2:]
+    if causal:  # bottom-right aligned: query i at key position i + Lk − Lq
+        keep = torch.arange(Lk)[None, :] <= torch.arange(Lq)[:, None] + (Lk - Lq)
+        a = torch.where(keep, a, torch.zeros((), dtype=a.dtype))
+    return (a @ v) / (a.sum(-1, keepdim=True) + EPS), a / (a.sum(-1, keepdim=True) + EPS)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("Lq", "Lk"), [(1, 1), (3, 3), (130, 130), (40, 150), (150, 40)])
+def test_matches_quadratic_form_forward_and_backward(causal, Lq, Lk):
+    q, k, v = qkv(2, 4, 2, Lq, Lk, 5, 3)
+    res = linear_attention(q, k, v, causal=causal, return_weights=True)
+    ref, ref_w = quadratic(q, k, v, causal)
+    assert_close(res.output, ref, **F64)
+    assert_close(res.weights, ref_w, **F64)
+    g = torch.randn_like(ref)
+    for a, b in zip(
+        torch.autograd.grad(res.output, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)
+    ):
+        assert_close(a, b, **F64)
+
+
+def test_implied_weights_rows_sum_to_one_and_reproduce_output():
+    q, k, v = qkv(1, 2, 2, 33, 33, 4, 4)
+    res = linear_attention(q, k, v, causal=True, return_weights=True)
+    assert_close(res.weights.sum(-1), torch.ones(1, 2, 33, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert torch.all(res.weights.triu(1) == 0)
+    assert_close(res.weights @ v, res.output, **F64)
+    assert linear_attention(q, k, v).weights is None
+
+
+def test_causal_does_not_leak_future():
+    q, k, v = qkv(1, 2, 2, 64, 64, 4, 4)
+    out = linear_attention(q, k, v, causal=True).output
+    gk, gv = torch.autograd.grad(out[:, :, 20].sum(), (k, v))
+    assert torch.all(gk[:, :, 21:] == 0) and torch.all(gv[:, :, 21:] == 0)
+    assert gv[:, :, :21].abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_long_low_precision_inputs_give_no_nan(dtype):
+    q, k, v = (t.detach() * 3 for t in qkv(1, 2, 2, 8192, 8192, 16, 16, dtype=torch.float32))
+    ref = linear_attention(q, k, v, causal=True).output
+    out = linear_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=True).output
+    assert out.dtype == dtype
+    assert torch.isfinite(out).all()
+    assert_close(out.float(), ref, atol=2e-2, rtol=2e-2)
+
+
+def test_bad_input():
+    q, k, v = qkv(1, 2, 2, 4, 4, 3, 3)
+    with pytest.raises(TypeError, match="causal"):
+        linear_attention(q, k, v, causal=1)
+    with pytest.raises(ValueError, match="4 dimensions"):
+        linear_attention(q[0], k, v)
+    with pytest.raises(TypeError, match="dtype"):
+        linear_attention(q, k.float(), v)
