@@ -192,3 +192,17 @@ def test_errors():
         sparse.bigbird(2, 1, -3)
     with pytest.raises(ValueError, match="block_size must be >= 1"):
         sparse.work_saved(masks.causal, 8, block_size=0)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=lambda p: p.__name__)
+def test_cached_queries_see_the_rows_of_the_full_mask(pattern):
+    """With Lq < Lk (a KV cache) query i sits at position i + Lk - Lq: its row equals the full
+    mask's row there, and attention over the cache equals the last rows of full attention."""
+    L, n = 29, 4
+    full = masks.materialize(pattern, L)[0, 0]
+    assert torch.equal(masks.materialize(pattern, n, L)[0, 0], full[-n:])
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(1, 2, L, 8, dtype=torch.float64) for _ in range(3))
+    out_full = attend(q, k, v, mask_mod=pattern).output
+    out_tail = attend(q[:, :, -n:], k, v, mask_mod=pattern).output
+    assert_close(out_tail, out_full[:, :, -n:], **F64)
