@@ -1,7 +1,8 @@
 """Spoken digits made with espeak-ng: several voices, speeds and pitches, cached on disk.
 
 Every *speaker* is a (voice, speed, pitch) triple; it says the ten digit words "zero" … "nine".
-The train / test split is by speaker, so the test set holds speakers never heard in training.
+The train / test split is by voice: the test set holds voices never heard in training, at every
+speed and pitch.
 Each clip is trimmed to its audible part and placed in a 1-second window; features are
 Whisper-style log-mel spectrograms (:mod:`explore_attention.audio.features`), 40 bins every
 10 ms, so one clip is a ``(40, 100)`` image over time.
@@ -51,8 +52,14 @@ class SpeechDigitsConfig:
     )  # fmt: skip
     speeds: tuple[int, ...] = (120, 155, 190, 225)  # words per minute
     pitches: tuple[int, ...] = (25, 50, 75)  # espeak pitch, 0-99
-    test_fraction: float = 0.2  # share of speakers held out for testing
-    seed: int = 0  # which speakers are held out
+    test_fraction: float = 0.2  # share of voices held out for testing (all their speeds/pitches)
+    seed: int = 0  # which voices are held out
+
+    @classmethod
+    def small(cls) -> SpeechDigitsConfig:
+        """16 speakers (160 clips, a few seconds to make) for tests and quick runs."""
+        voices = ("en-us", "en-gb", "en-us+f2", "en-gb-scotland")
+        return cls(voices=voices, speeds=(140, 200), pitches=(40, 70), test_fraction=0.25)
 
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
@@ -118,8 +125,11 @@ def load_speech_digits(
         raise TypeError(f"config must be a SpeechDigitsConfig, got {type(config).__name__}")
     if not 0.0 < config.test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {config.test_fraction}")
-    if not (config.voices and config.speeds and config.pitches):
-        raise ValueError("config needs at least one voice, speed and pitch")
+    if len(set(config.voices)) < 2 or not (config.speeds and config.pitches):
+        raise ValueError(
+            f"config needs at least two voices (one is held out), one speed and one pitch; got "
+            f"voices={config.voices}, speeds={config.speeds}, pitches={config.pitches}"
+        )
     folder = Path(root) if root is not None else cache_dir()
     path = folder / f"speech-digits-{config.key()}.npz"
     if not path.is_file():
@@ -138,11 +148,12 @@ def load_speech_digits(
         audio = torch.from_numpy(f["audio"].astype(np.float32) / 32767.0)
         labels = torch.from_numpy(f["labels"].astype(np.int64))
         speakers = [str(s) for s in f["speakers"]]
-    names = sorted(set(speakers))
+    voices = [s.split("|")[0] for s in speakers]
+    names = sorted(set(voices))
     rng = np.random.default_rng(config.seed)
-    n_test = max(1, round(config.test_fraction * len(names)))
-    held = set(rng.permutation(len(names))[:n_test].tolist()) if len(names) > 1 else set()
-    is_test = torch.tensor([names.index(s) in held for s in speakers])
+    n_test = min(len(names) - 1, max(1, round(config.test_fraction * len(names))))
+    held = {names[i] for i in rng.permutation(len(names))[:n_test].tolist()}
+    is_test = torch.tensor([v in held for v in voices])
     split = [
         SpeechDigits(audio[m], labels[m], [s for s, t in zip(speakers, m.tolist()) if t])
         for m in (~is_test, is_test)
@@ -163,11 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", help="cache folder (default ~/.cache/explore-attention)")
     args = p.parse_args(argv)
     train, test = load_speech_digits(root=args.root)
-    print(
-        json.dumps(
-            {"train": len(train), "test": len(test), "speakers_test": len(set(test.speakers))}
-        )
-    )
+    test_voices = sorted({s.split("|")[0] for s in test.speakers})
+    print(json.dumps({"train": len(train), "test": len(test), "test_voices": test_voices}))
     return 0
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..attention.multihead import MultiHeadAttention
+from ..inspect.trace import AttentionTrace
 
 __all__ = ["AudioBlock", "AudioTransformer", "AudioTransformerConfig", "sinusoids", "token_times"]
 
@@ -159,3 +160,23 @@ class AudioTransformer(nn.Module):
     def forward(self, mel: Tensor) -> Tensor:
         logits, _ = self.forward_with_attentions(mel, return_weights=False)
         return logits
+
+    @torch.no_grad()
+    def trace(self, mel: Tensor, model_name: str = "audio-digits") -> AttentionTrace:
+        """Self-attention over time of one spectrogram ``(n_mels, F)`` as an AttentionTrace."""
+        if isinstance(mel, Tensor) and mel.dim() == 2:
+            mel = mel[None]  # (1, n_mels, F)
+        if not isinstance(mel, Tensor) or mel.shape[0] != 1:
+            raise ValueError(
+                f"mel must be one spectrogram (n_mels, F) or (1, n_mels, F), got "
+                f"{getattr(mel, 'shape', type(mel).__name__)}"
+            )
+        was = self.training
+        self.eval()
+        logits, weights = self.forward_with_attentions(mel)
+        self.train(was)
+        att = torch.stack([w[0] for w in weights])  # (layers, H, 1+T, 1+T)
+        names = token_times(att.shape[-1] - 1)
+        probs = logits.softmax(-1)[0]
+        meta = {"prediction": int(probs.argmax()), "probabilities": probs.tolist()}
+        return AttentionTrace(att, names, names, model_name, "self", meta)
