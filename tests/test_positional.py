@@ -134,6 +134,17 @@ def test_rope_long_positions_float32_vs_float64_and_norm():
     assert_close(ybf.double(), apply_rope(xbf.double(), pos), atol=2e-2, rtol=2e-2)
 
 
+def test_rope_gradcheck_and_non_contiguous():
+    torch.manual_seed(9)
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    pos = torch.tensor([3, 0, 7, 100, 2])
+    assert torch.autograd.gradcheck(lambda t: apply_rope(t, pos), (x,))
+    # A transposed (non-contiguous) view gives the same result as its contiguous copy.
+    y = torch.randn(1, 5, 2, 6).transpose(1, 2)  # (B, H, L, D) view, not contiguous
+    assert not y.is_contiguous()
+    assert_close(apply_rope(y, pos), apply_rope(y.contiguous(), pos), **F32)
+
+
 def test_rope_errors():
     with pytest.raises(ValueError, match="even; got D=5"):
         apply_rope(torch.randn(1, 1, 3, 5))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from explore_attention.attention import attend, masks, sparse
@@ -206,3 +208,20 @@ def test_cached_queries_see_the_rows_of_the_full_mask(pattern):
     out_full = attend(q, k, v, mask_mod=pattern).output
     out_tail = attend(q[:, :, -n:], k, v, mask_mod=pattern).output
     assert_close(out_tail, out_full[:, :, -n:], **F64)
+
+
+@settings(max_examples=25, deadline=None)
+@given(L=st.integers(1, 40), l=st.integers(1, 12), c=st.integers(1, 12), w=st.integers(0, 6))
+def test_patterns_match_definitions_property(L, l, c, w):
+    assert torch.equal(
+        masks.materialize(sparse.strided(l), L)[0, 0], to_matrix(sets_strided(L, l), L)
+    )
+    c = min(c, l)
+    assert torch.equal(
+        masks.materialize(sparse.fixed(l, c), L)[0, 0], to_matrix(sets_fixed(L, l, c), L)
+    )
+    g = {0, L - 1}
+    assert torch.equal(
+        masks.materialize(sparse.longformer(w, sorted(g)), L)[0, 0],
+        to_matrix(sets_longformer(L, w, g), L),
+    )
