@@ -203,11 +203,11 @@ def test_tiny_hf_vit_offline(tmp_path: Path) -> None:
     pixels = proc(images=image, return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         h = model.vit.embeddings(pixels)
-        lyr = model.vit.encoder.layer[0]
+        lyr = model.vit.layers[0]  # transformers 5 layout
         x = lyr.layernorm_before(h)
-        sa = lyr.attention.attention
-        q = sa.query(x).reshape(1, 17, 4, 8).transpose(1, 2)
-        k = sa.key(x).reshape(1, 17, 4, 8).transpose(1, 2)
+        sa = lyr.attention
+        q = sa.q_proj(x).reshape(1, 17, 4, 8).transpose(1, 2)
+        k = sa.k_proj(x).reshape(1, 17, 4, 8).transpose(1, 2)
         want = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), -1)[0]
     torch.testing.assert_close(tr.attentions[0], want)
 
@@ -220,3 +220,29 @@ def test_hub_name_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None
         load_hub_vit("no-such-org/no-such-vit-for-tests")
     with pytest.raises(TypeError, match="name_or_path"):
         load_hub_vit(3)
+
+
+def test_gradient_relevance_matches_explain_module() -> None:
+    from explore_attention.explain import gradient_relevance
+    from explore_attention.explain.pointing_game import patch_relevance
+
+    torch.manual_seed(3)
+    m = VisionTransformer(
+        ViTConfig(
+            image_size=8,
+            patch_size=2,
+            in_channels=3,
+            num_classes=3,
+            d_model=32,
+            num_layers=3,
+            dropout=0.0,
+        )
+    ).eval()
+    x = torch.rand(2, 3, 8, 8)
+    got = patch_relevance(m, x, "gradient")  # (2, 16)
+    for b in range(2):
+        logits, ws = m.forward_with_attentions(x[b : b + 1])
+        score = logits[0, logits[0].argmax()]
+        grads = torch.autograd.grad(score, ws)  # independent of retain_grad
+        R = gradient_relevance(torch.stack([w[0] for w in ws]), torch.stack([g[0] for g in grads]))
+        torch.testing.assert_close(got[b], R[0, 1:], atol=1e-5, rtol=1e-4)

@@ -125,3 +125,38 @@ def pointing_game(
         scores[m] = inside.gather(1, best).float().mean().item()
     scores["chance"] = inside.float().mean().item()
     return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the pointing game of the shipped ``vit-scenes`` checkpoint on fresh scenes."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from ..data.scenes import SceneConfig, generate_scenes
+    from ..train import load_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m explore_attention.explain.pointing_game")
+    default = Path(__file__).resolve().parents[1] / "checkpoints" / "vit-scenes"
+    p.add_argument("--checkpoint", default=str(default), help="a vit-scenes checkpoint folder")
+    p.add_argument("--scenes", type=int, default=1000, help="number of fresh scenes")
+    p.add_argument("--seed", type=int, default=2024, help="seed of the scenes")
+    args = p.parse_args(argv)
+    model, _ = load_checkpoint(args.checkpoint)
+    s = generate_scenes(
+        args.scenes, seed=args.seed, config=SceneConfig(canvas=24), required_colour=0
+    )
+    from ..tasks.vit import accuracy
+
+    out = {
+        "scenes": args.scenes,
+        "seed": args.seed,
+        "accuracy": accuracy(model, s.images, s.shapes[:, 0]),
+        "pointing_game": pointing_game(model, s.images, s.masks[:, 0]),
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

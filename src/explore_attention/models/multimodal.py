@@ -28,7 +28,24 @@ from torch import Tensor, nn
 from ..attention.multihead import MultiHeadAttention
 from .vit import EncoderBlock, patch_token_names, patchify
 
-__all__ = ["CrossAttentionBlock", "MultimodalConfig", "SceneQA"]
+__all__ = ["CrossAttentionBlock", "MultimodalConfig", "SceneQA", "sincos_2d"]
+
+
+def sincos_2d(grid: int, d_model: int) -> Tensor:
+    r"""2-D sinusoidal positions ``(grid², d_model)``: half the channels encode the row, half
+    the column, each with Vaswani et al.'s (2017) :math:`\sin(p\,\omega_i), \cos(p\,\omega_i)`,
+    :math:`\omega_i = 10000^{-4i/d}`. Used to initialise the learned patch positions, so that
+    where a patch is can be read off its value from the first step.
+    """
+    if d_model % 4:
+        raise ValueError(f"d_model must be divisible by 4 for 2-D sin-cos positions, got {d_model}")
+    q = d_model // 4
+    omega = 10000.0 ** (-torch.arange(q, dtype=torch.float64) / q)  # (q,)
+    pos = torch.arange(grid, dtype=torch.float64)[:, None] * omega  # (grid, q)
+    axis = torch.cat([pos.sin(), pos.cos()], dim=1)  # (grid, d/2)
+    rows = axis[:, None, :].expand(grid, grid, d_model // 2)  # (grid, grid, d/2) by row
+    cols = axis[None, :, :].expand(grid, grid, d_model // 2)  # (grid, grid, d/2) by column
+    return torch.cat([rows, cols], dim=-1).reshape(grid * grid, d_model).float()  # (N, d)
 
 
 @dataclass(frozen=True)
@@ -70,9 +87,10 @@ class MultimodalConfig:
                 f"image_size ({self.image_size}) must be divisible by patch_size "
                 f"({self.patch_size})"
             )
-        if self.d_model % self.num_heads:
+        if self.d_model % self.num_heads or self.d_model % 4:
             raise ValueError(
-                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads}) "
+                "and by 4 (2-D sin-cos positions)"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
@@ -135,9 +153,8 @@ class SceneQA(nn.Module):
                 f"{type(config).__name__} and {sorted(fields)}"
             )
         self.config = c = config
-        n_patches = c.grid**2
         self.patch_embed = nn.Linear(c.patch_size**2 * c.in_channels, c.d_model)
-        self.patch_pos = nn.Parameter(torch.randn(1, n_patches, c.d_model) * 0.02)
+        self.patch_pos = nn.Parameter(sincos_2d(c.grid, c.d_model)[None])  # (1, N, d)
         self.image_blocks = nn.ModuleList(
             EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
             for _ in range(c.image_layers)

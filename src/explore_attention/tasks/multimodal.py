@@ -87,8 +87,16 @@ class QuestionBatch:
         return " ".join(decode(self.ids[i]))
 
 
-def make_questions(n: int, seed: int = 0, config: SceneConfig | None = None) -> QuestionBatch:
-    """``n`` seeded scenes with one question each (half "where", half yes/no relations)."""
+def make_questions(
+    n: int, seed: int = 0, config: SceneConfig | None = None, *, where_fraction: float = 0.5
+) -> QuestionBatch:
+    """``n`` seeded scenes with one question each.
+
+    ``where_fraction``: share of scenes asked a "where" question (when the object's centre is
+    clear of the midlines; otherwise a relation question is asked).
+    """
+    if not 0.0 <= where_fraction <= 1.0:
+        raise ValueError(f"where_fraction must be in [0, 1], got {where_fraction}")
     cfg = config or SceneConfig(canvas=24, num_objects=3)
     scenes = generate_scenes(n, seed=seed, config=cfg)
     g = torch.Generator().manual_seed(seed + 7_919)
@@ -107,7 +115,7 @@ def make_questions(n: int, seed: int = 0, config: SceneConfig | None = None) -> 
 
         a, b = torch.randperm(cfg.num_objects, generator=g)[:2].tolist()
         cx, cy = centres[i, a].tolist()
-        ask_where = bool(torch.randint(2, (1,), generator=g))
+        ask_where = bool(torch.rand(1, generator=g) < where_fraction)
         if ask_where and min(abs(cx - mid), abs(cy - mid)) >= 1.5:
             words = ["where", "is", "the", *name(a)]
             ids[i, : len(words)] = encode(" ".join(words))
@@ -178,13 +186,16 @@ def make_task(
     num_train: int = 20000,
     num_test: int = 1000,
     data_seed: int = 0,
+    where_fraction: float = 0.5,
 ) -> Task:
     """Build the ``multimodal-scenes`` task (metrics: answer accuracy and grounding on test)."""
     if quick():
         num_train = min(num_train, 3000)
         num_test = min(num_test, 500)
     scene_cfg = SceneConfig(canvas=24, num_objects=3)
-    train = make_questions(num_train, seed=data_seed, config=scene_cfg)
+    train = make_questions(
+        num_train, seed=data_seed, config=scene_cfg, where_fraction=where_fraction
+    )
     test = make_questions(num_test, seed=data_seed + 100_003, config=scene_cfg)
     cfg = MultimodalConfig(
         image_size=24,
