@@ -40,7 +40,7 @@ def _model(**kw) -> SceneQA:
 
 def test_encode_decode() -> None:
     ids = encode("is the red circle left of the blue square")
-    assert decode(ids) == "is the red circle left of the blue square".split()
+    assert " ".join(decode(ids)) == "is the red circle left of the blue square"
     with pytest.raises(ValueError, match="unknown \\['purple'\\]"):
         encode("is the purple circle above the red square")
 
@@ -48,33 +48,28 @@ def test_encode_decode() -> None:
 def test_answers_recomputed_from_the_question_text() -> None:
     q = make_questions(200, seed=3)
     colours = list(COLOURS)
+    s = q.scenes
+
+    def find(i: int, c: str, sh: str) -> int:
+        ks = [k for k in range(3) if colours[s.colours[i, k]] == c and SHAPES[s.shapes[i, k]] == sh]
+        assert len(ks) == 1
+        return ks[0]
+
+    def centre(i: int, k: int) -> tuple[float, float]:
+        x0, y0, x1, y1 = s.boxes[i, k].tolist()
+        return (x0 + x1) / 2, (y0 + y1) / 2
+
     for i in range(200):
         words = decode(q.ids[i])
-        s = q.scenes
-
-        def find(c: str, sh: str) -> int:
-            ks = [
-                k
-                for k in range(3)
-                if colours[s.colours[i, k]] == c and SHAPES[s.shapes[i, k]] == sh
-            ]  # noqa: B023
-            assert len(ks) == 1
-            return ks[0]
-
-        def centre(k: int) -> tuple[float, float]:
-            x0, y0, x1, y1 = s.boxes[i, k].tolist()  # noqa: B023
-            return (x0 + x1) / 2, (y0 + y1) / 2
-
         if words[0] == "where":
-            cx, cy = centre(find(words[3], words[4]))
+            cx, cy = centre(i, find(i, words[3], words[4]))
             want = ("top" if cy < 12 else "bottom") + " " + ("left" if cx < 12 else "right")
         else:
-            (ax, ay), (bx, by) = centre(find(words[2], words[3])), centre(find(*words[-2:]))
+            (ax, ay) = centre(i, find(i, words[2], words[3]))
+            (bx, by) = centre(i, find(i, *words[-2:]))
             rel = " ".join(words[4:-3])
-            truth = {"left of": ax < bx, "right of": ax > bx, "above": ay < by, "below": ay > by}[
-                rel
-            ]
-            want = "yes" if truth else "no"
+            truth = {"left of": ax < bx, "right of": ax > bx, "above": ay < by, "below": ay > by}
+            want = "yes" if truth[rel] else "no"
         assert ANSWERS[q.answers[i]] == want, (words, s.describe(i))
 
 
