@@ -58,6 +58,7 @@ __all__ = ["EMPTY", "FULL", "PARTIAL", "block_map", "clear_block_map_cache", "ti
 
 EMPTY, PARTIAL, FULL = 0, 1, 2  # block map states
 DEFAULT_BLOCK_SIZE = 128
+RUN_KEYS = 1024  # at most this many keys per online-softmax step (neighbouring tiles merged)
 
 # --------------------------------------------------------------------------- block map
 
@@ -182,26 +183,27 @@ def _row(
     qg: Tensor,
     k3: Tensor,
     v3: Tensor,
-    states: list[tuple[int, int]],
+    runs: list[tuple[int, int, int]],
     q_idx: Tensor,
     shape: tuple[int, int, int],
     mask_mod: MaskMod | None,
     score_mod: ScoreMod | None,
     scale: float,
-    block_k: int,
 ) -> tuple[Tensor, Tensor]:
     """Online softmax of one query block over its non-empty key blocks (Algorithm 1, 7–15).
+
+    ``runs`` lists ``(k0, k1, state)``: neighbouring non-empty key tiles merged into one step
+    of at most :data:`RUN_KEYS` keys, so a CPU pays per-operation overhead less often while
+    empty tiles are still skipped at tile granularity.
 
     ``qg`` is ``(B·Hkv, G·bq, D)``: the query block of every head sharing a key head stacked,
     so GQA needs no copy of K/V. Returns the block's output ``(B·Hkv, G·bq, Dv)`` and
     log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key).
     """
     B, H, bq = shape
-    Lk = k3.shape[1]
     grad = torch.is_grad_enabled()
     m_i = l_i = acc = None
-    for j, st in states:
-        k0, k1 = j * block_k, min(Lk, (j + 1) * block_k)
+    for k0, k1, st in runs:
         kj, vj = k3[:, k0:k1], v3[:, k0:k1]  # (B·Hkv, bk, D), (B·Hkv, bk, Dv)
         # S_ij = α Q_i K_jᵀ                                          (B·Hkv, G·bq, bk)
         s = torch.baddbmm(qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale)
@@ -246,6 +248,22 @@ def _row(
     return out, lse
 
 
+def _runs(states: list[int], block_k: int, Lk: int) -> list[tuple[int, int, int]]:
+    """Merge neighbouring non-empty key tiles of one query tile into runs ``(k0, k1, state)``."""
+    runs: list[list[int]] = []
+    width = max(RUN_KEYS, block_k)
+    for j, st in enumerate(states):
+        if st == EMPTY:
+            continue
+        k0, k1 = j * block_k, min(Lk, (j + 1) * block_k)
+        if runs and runs[-1][1] == k0 and k1 - runs[-1][0] <= width:
+            runs[-1][1] = k1
+            runs[-1][2] = FULL if (runs[-1][2] == FULL and st == FULL) else PARTIAL
+        else:
+            runs.append([k0, k1, st])
+    return [(a, b, c) for a, b, c in runs]
+
+
 class _Plan:
     """Shapes, blocks and the block map of one call."""
 
@@ -256,7 +274,7 @@ class _Plan:
         self.bs, self.bk = block_q, block_k
         self.nq = math.ceil(self.Lq / block_q)
         self.map = block_map(mask_mod, self.B, self.H, self.Lq, self.Lk, block_q, block_k, q.device)
-        self.rows = [[(j, s) for j, s in enumerate(r.tolist()) if s != EMPTY] for r in self.map]
+        self.rows = [_runs(r.tolist(), block_k, self.Lk) for r in self.map]
 
     def q_block(self, x: Tensor, i: int) -> Tensor:
         """Rows of block ``i`` of a (B, H, Lq, ·) tensor, grouped: (B·Hkv, G·bq, ·)."""
@@ -290,7 +308,6 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
             mask_mod,
             score_mod,
             scale,
-            plan.bk,
         )
         q0 = i * plan.bs
         out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)
@@ -383,7 +400,6 @@ def _with_score_mod_grad(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> Te
             mask_mod,
             score_mod,
             scale,
-            plan.bk,
             use_reentrant=False,
         )
         outs.append(plan.unblock(o, i))
@@ -426,7 +442,7 @@ def tiled_attention(
     Args:
         q: ``(B, H, Lq, D)``; k: ``(B, Hkv, Lk, D)``; v: ``(B, Hkv, Lk, Dv)`` (GQA allowed).
         causal: mask future keys, bottom-right aligned when ``Lq != Lk`` (``masks.causal``).
-        block_size: rows and columns per tile; memory is O((Lq + Lk)·D + block_size²·H).
+        block_size: rows and columns per tile; memory is O((Lq + Lk)·D + block_size·H·RUN_KEYS).
 
     Returns:
         :class:`AttentionOutput` with ``output (B, H, Lq, Dv)`` and ``weights=None`` (the
