@@ -183,7 +183,7 @@ def make_task(
     num_heads: int = 4,
     image_layers: int = 2,
     text_layers: int = 2,
-    num_train: int = 20000,
+    num_train: int = 10000,
     num_test: int = 1000,
     data_seed: int = 0,
     where_fraction: float = 0.5,
@@ -222,14 +222,14 @@ def make_task(
     def evaluate(m: nn.Module) -> dict[str, float]:
         return grounding(m, test)
 
-    steps = 500 if quick() else 6000
+    steps = 500 if quick() else 3000
     defaults = TrainConfig(
         steps=steps,
         batch_size=64,
         lr=2e-3,
         weight_decay=0.01,
         warmup=200,
-        eval_every=min(250, steps),
+        eval_every=min(200, steps),
         metric="answer_accuracy",
     )
     meta = {
