@@ -76,7 +76,11 @@ def test_causal_model_from_a_folder_and_listing(tmp_path, cache, monkeypatch):
     assert res["kind"] == "causal"
     A = torch.tensor(res["views"]["heatmap"]["attentions"])  # (2, 2, L, L)
     assert torch.all(torch.triu(A, diagonal=1) == 0)
-    assert res["explanation"] is not None
+    ex = res["explanation"]  # flow into the last position, normalised as in the paper's code
+    assert ex["tokens"] == [res["views"]["heatmap"]["tokens"][-1]]
+    torch.testing.assert_close(
+        torch.tensor(ex["attentions"]).sum(), torch.tensor(1.0), atol=1e-3, rtol=0
+    )
     monkeypatch.setattr(app_models, "checkpoints_dir", lambda: tmp_path)
     (tmp_path / "not-a-model").mkdir()
     (tmp_path / "own-format").mkdir()  # the project's own checkpoint format is not listed

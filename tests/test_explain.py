@@ -75,7 +75,7 @@ def test_flow_hand_computed_two_layers():
     # By hand: i=0,j=0: min(.9,.6)+min(.3,.4)=.9 ; i=0,j=1: min(.1,.6)+min(.7,.4)=.5
     #          i=1,j=0: min(.9,.2)+min(.3,.8)=.5 ; i=1,j=1: min(.1,.2)+min(.7,.8)=.8
     expected = torch.tensor([[0.9, 0.5], [0.5, 0.8]])
-    torch.testing.assert_close(explain.flow(A, residual=False), expected, **F32)
+    torch.testing.assert_close(explain.flow(A, residual=False, normalize=False), expected, **F32)
 
 
 def test_flow_two_layers_matches_min_cut_formula_random():
@@ -87,15 +87,20 @@ def test_flow_two_layers_matches_min_cut_formula_random():
     for i in range(5):
         for j in range(5):
             ref[i, j] = sum(min(fused[0, k, j], fused[1, i, k]) for k in range(5))
-    torch.testing.assert_close(explain.flow(A), ref.float(), **F32)
-    torch.testing.assert_close(explain.flow(A, queries=[2])[0], ref[2].float(), **F32)
+    torch.testing.assert_close(explain.flow(A, normalize=False), ref.float(), **F32)
+    # normalised as in the authors' release: each output row sums to 1
+    norm = ref / ref.sum(-1, keepdim=True)
+    torch.testing.assert_close(explain.flow(A), norm.float(), **F32)
+    torch.testing.assert_close(explain.flow(A, queries=[2])[0], norm[2].float(), **F32)
     with pytest.raises(ValueError, match="queries"):
         explain.flow(A, queries=[5])
 
 
 def test_flow_one_layer_equals_capacities():
     A = random_attn(layers=1, heads=2, L=4)
-    torch.testing.assert_close(explain.flow(A, residual=False), A.mean(1)[0], **F32)
+    torch.testing.assert_close(
+        explain.flow(A, residual=False, normalize=False), A.mean(1)[0], **F32
+    )
 
 
 def numpy_chefer(A: np.ndarray, G: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from .models import DEFAULT_ID, ModelCache, available_models
 __all__ = ["MAX_CHARS", "MAX_FLOW_TOKENS", "TraceRequest", "compute", "create_app"]
 
 MAX_CHARS = 5000  # longest text accepted (the model's own token limit is checked as well)
-MAX_FLOW_TOKENS = 40  # attention flow runs one max-flow per token pair; cap its cost
+MAX_FLOW_TOKENS = 32  # flow runs one max-flow per input token (one output row); cap it
 EXPLANATIONS = ("none", "rollout", "flow")
 
 
@@ -50,7 +50,6 @@ def page_html() -> str:
 
 def compute(req: TraceRequest, cache: ModelCache) -> dict[str, Any]:
     """The JSON answer for one request; raises ``ValueError`` with a message for the page."""
-    from .. import explain
     from ..inspect import capture
     from ..viz import views
 
@@ -77,36 +76,48 @@ def compute(req: TraceRequest, cache: ModelCache) -> dict[str, Any]:
         "num_heads": trace.num_heads,
         "num_tokens": n,
         "views": {
+            # The page derives the token and head views from the heatmap's payload (same data).
             "heatmap": views.attention_heatmap(trace).payload,
-            "token": views.token_view(trace).payload,
-            "head": views.head_view(trace).payload,
             "model": views.model_view(trace).payload,
         },
         "explanation": None,
         "explanation_note": "",
     }
     if req.explain != "none" and trace.kind != "cross":
-        if req.explain == "flow" and n > MAX_FLOW_TOKENS:
-            result["explanation_note"] = (
-                f"Attention flow is limited to {MAX_FLOW_TOKENS} tokens (one max-flow per token "
-                f"pair); this input has {n}. Showing rollout instead."
-            )
-            how = "rollout"
-        else:
-            how = req.explain
-        R = explain.rollout(trace) if how == "rollout" else explain.flow(trace)  # (L, L)
-        from ..inspect import AttentionTrace
-
-        rt = AttentionTrace(
-            R[None, None], trace.tokens, trace.key_tokens, trace.model_name, trace.kind
-        )
-        p = views.attention_heatmap(rt).payload
-        names = {"rollout": "Attention rollout", "flow": "Attention flow"}
-        p["label"] = f"{names[how]} (Abnar & Zuidema 2020): input tokens behind each position"
-        p["fixed_title"] = f"{names[how]} over all {trace.num_layers} layers"
-        p["zmax"] = max(1e-6, float(R.max()))
-        result["explanation"] = p
+        result["explanation"], result["explanation_note"] = _explanation(trace, req.explain)
     return result
+
+
+def _explanation(trace: Any, how: str) -> tuple[dict, str]:
+    """A heatmap payload of rollout (all positions) or flow (one position), and a note."""
+    from .. import explain
+    from ..inspect import AttentionTrace
+    from ..viz import views
+
+    n, note = len(trace.tokens), ""
+    if how == "flow" and n > MAX_FLOW_TOKENS:
+        note = (
+            f"Attention flow is limited to {MAX_FLOW_TOKENS} tokens (one max-flow per input "
+            f"token); this input has {n}. Showing rollout instead."
+        )
+        how = "rollout"
+    cite = "(Abnar & Zuidema 2020)"
+    if how == "rollout":
+        R = explain.rollout(trace)  # (L, L)
+        rows = trace.tokens
+        label = f"Attention rollout {cite}: the input tokens behind each position"
+        title = f"Attention rollout over all {trace.num_layers} layers"
+    else:
+        # The position whose prediction matters: [CLS] for encoders, the last token for GPTs.
+        q = n - 1 if trace.kind == "causal" else 0
+        R = explain.flow(trace, queries=[q])  # (1, L)
+        rows = [trace.tokens[q]]
+        label = f"Attention flow {cite}: the input tokens behind position {q}"
+        title = f"Attention flow into position {q}, over all {trace.num_layers} layers"
+    rt = AttentionTrace(R[None, None], rows, trace.key_tokens, trace.model_name, trace.kind)
+    p = views.attention_heatmap(rt).payload
+    p.update(label=label, fixed_title=title, zmax=max(1e-6, float(R.max())))
+    return p, note
 
 
 def create_app(default_model: str | None = None, *, preload: bool = False) -> FastAPI:

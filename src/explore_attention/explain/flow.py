@@ -8,6 +8,9 @@ The flow from input token :math:`j` to output position :math:`i` is the value of
 from :math:`(0, j)` to :math:`(L, i)`. Unlike rollout (a product of matrices, i.e. a sum over
 paths of products), flow is limited by the narrowest cut between the two nodes.
 
+As in the authors' release, each output position's flows are then normalised to sum to 1
+(``normalize=True``); ``normalize=False`` returns the raw max-flow values.
+
 Cost: one max-flow per (query, key) pair on a graph of :math:`L \cdot n^2` edges; pass
 ``queries=[0]`` (e.g. ``[CLS]``) to compute only the rows you need.
 """
@@ -19,7 +22,7 @@ from typing import Any
 
 import networkx as nx
 import torch
-from networkx.algorithms.flow import edmonds_karp
+from networkx.algorithms.flow import shortest_augmenting_path
 from torch import Tensor
 
 from .rollout import as_attentions, fuse_heads
@@ -46,10 +49,12 @@ def flow(
     head_fusion: str = "mean",
     residual: bool = True,
     queries: Sequence[int] | None = None,
+    normalize: bool = True,
 ) -> Tensor:
     """Attention flow, ``(len(queries), Lk)`` float32 (all query rows when ``queries`` is None).
 
-    ``out[r, j]`` is the maximum flow from input token ``j`` to output position ``queries[r]``.
+    ``out[r, j]`` is the maximum flow from input token ``j`` to output position ``queries[r]``,
+    divided by the row's total when ``normalize`` (then rows sum to 1).
     """
     A = as_attentions(trace).to(torch.float64)  # (layers, heads, L, L)
     fused = fuse_heads(A, head_fusion)  # (layers, L, L)
@@ -69,5 +74,7 @@ def flow(
         for j in range(n):
             src, dst = (0, j), (last, i)
             if src in G and dst in G:
-                out[r, j] = nx.maximum_flow_value(G, src, dst, flow_func=edmonds_karp)
+                out[r, j] = nx.maximum_flow_value(G, src, dst, flow_func=shortest_augmenting_path)
+    if normalize:
+        out = out / out.sum(dim=-1, keepdim=True).clamp_min(1e-12)
     return out.to(torch.float32)

@@ -32,9 +32,10 @@
     var sel = function (v) { return v === "mean" ? "mean" : Number(v); };
     var v = last.views;
     EAViews.render($("view-heatmap"), Object.assign({}, v.heatmap, { layer: sel(layer), head: sel(head) }));
-    EAViews.render($("view-token"), Object.assign({}, v.token, { layer: sel(layer), head: sel(head) }));
-    EAViews.render($("view-head"), Object.assign({}, v.head,
-      { layer: layer === "mean" ? 0 : Number(layer), head: head === "mean" ? "all" : Number(head) }));
+    EAViews.render($("view-token"), Object.assign({}, v.heatmap,
+      { view: "token", token: 0, layer: sel(layer), head: sel(head) }));
+    EAViews.render($("view-head"), Object.assign({}, v.heatmap, { view: "head",
+      layer: layer === "mean" ? 0 : Number(layer), head: head === "mean" ? "all" : Number(head) }));
     EAViews.render($("view-model"), Object.assign({}, v.model,
       { layer: sel(layer), head: sel(head) }));
     var ex = $("view-explain");
