@@ -115,7 +115,7 @@ def test_bad_input() -> None:
         m(torch.zeros(25, dtype=torch.long))
     with pytest.raises(ValueError, match="integer token ids"):
         m(torch.zeros(1, 5))
-    with pytest.raises(TypeError, match="idx must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"idx must be a torch\.Tensor"):
         m([[1, 2]])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="targets must have"):
         m(torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))
