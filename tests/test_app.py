@@ -81,6 +81,19 @@ def test_causal_model_from_a_folder_and_listing(tmp_path, cache, monkeypatch):
     torch.testing.assert_close(
         torch.tensor(ex["attentions"]).sum(), torch.tensor(1.0), atol=1e-3, rtol=0
     )
+    grad = compute(TraceRequest(text="x = 1 + 2", model=str(folder), explain="gradient"), cache)
+    model, tok = load_model(folder)
+    from explore_attention import explain
+
+    inputs = dict(tok("x = 1 + 2", return_tensors="pt"))
+    with torch.no_grad():
+        target = int(model(**inputs).logits[0, -1].argmax())
+    A, G = explain.attention_gradients(model, inputs, lambda o: o.logits[0, -1, target])
+    ref = explain.gradient_relevance(A, G)[-1]
+    got = torch.tensor(grad["explanation"]["attentions"])[0, 0, 0]
+    torch.testing.assert_close(got, ref, atol=5e-5, rtol=0)
+    enc = compute(TraceRequest(text="hello", explain="gradient"), cache)  # encoder: no score
+    assert "Gradient relevance needs a score" in enc["explanation_note"]
     monkeypatch.setattr(app_models, "checkpoints_dir", lambda: tmp_path)
     (tmp_path / "not-a-model").mkdir()
     (tmp_path / "own-format").mkdir()  # the project's own checkpoint format is not listed

@@ -3,7 +3,8 @@
 The page is built from the same renderers as :mod:`explore_attention.viz.views` (Plotly and our
 ``views.js`` inlined, so it needs no network). ``POST /api/trace`` runs the chosen model on the
 text with :func:`explore_attention.inspect.capture` and returns the views' JSON payloads, plus an
-explanation (attention rollout or flow, :mod:`explore_attention.explain`) when asked. Every
+explanation (attention rollout, flow, or Chefer et al.'s gradient relevance for language models,
+:mod:`explore_attention.explain`) when asked. Every
 failure — empty text, text over the model's limit, a model that cannot be loaded — comes back as
 ``{"error": message}`` with status 400, which the page shows; the server keeps serving.
 """
@@ -24,13 +25,13 @@ __all__ = ["MAX_CHARS", "MAX_FLOW_TOKENS", "TraceRequest", "compute", "create_ap
 
 MAX_CHARS = 5000  # longest text accepted (the model's own token limit is checked as well)
 MAX_FLOW_TOKENS = 32  # flow runs one max-flow per input token (one output row); cap it
-EXPLANATIONS = ("none", "rollout", "flow")
+EXPLANATIONS = ("none", "rollout", "flow", "gradient")
 
 
 class TraceRequest(BaseModel):
     text: str  # the sentence to run
     model: str = DEFAULT_ID  # "default", a shipped checkpoint folder, a hub name or a local path
-    explain: str = "none"  # "none" | "rollout" | "flow"
+    explain: str = "none"  # "none" | "rollout" | "flow" | "gradient"
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +69,9 @@ def compute(req: TraceRequest, cache: ModelCache) -> dict[str, Any]:
             trace = capture(model, text, tokenizer)
         except (ValueError, TypeError) as err:
             raise ValueError(str(err)) from err
+        grad = None
+        if req.explain == "gradient" and hasattr(getattr(model, "config", None), "model_type"):
+            grad = _gradient_relevance(model, tokenizer, text)
     n = len(trace.tokens)
     result: dict[str, Any] = {
         "model_name": trace.model_name,
@@ -84,17 +88,46 @@ def compute(req: TraceRequest, cache: ModelCache) -> dict[str, Any]:
         "explanation_note": "",
     }
     if req.explain != "none" and trace.kind != "cross":
-        result["explanation"], result["explanation_note"] = _explanation(trace, req.explain)
+        result["explanation"], result["explanation_note"] = _explanation(trace, req.explain, grad)
     return result
 
 
-def _explanation(trace: Any, how: str) -> tuple[dict, str]:
-    """A heatmap payload of rollout (all positions) or flow (one position), and a note."""
+def _gradient_relevance(model: Any, tokenizer: Any, text: str) -> tuple[Any, str] | None:
+    """Chefer et al. 2021 relevance for the model's top next-token logit at the last position.
+
+    Only models with a score to explain (a language-model head giving ``logits``) qualify;
+    returns ``(R (L, L), description)`` or None.
+    """
+    import torch
+
+    from .. import explain
+
+    inputs = dict(tokenizer(text, return_tensors="pt"))
+    with torch.no_grad():
+        out = model(**inputs)
+    logits = getattr(out, "logits", None)
+    if logits is None or logits.dim() != 3:
+        return None
+    target = int(logits[0, -1].argmax())
+    with torch.enable_grad():
+        A, G = explain.attention_gradients(model, inputs, lambda o: o.logits[0, -1, target])
+    word = tokenizer.convert_ids_to_tokens([target])[0]
+    return explain.gradient_relevance(A, G), word
+
+
+def _explanation(trace: Any, how: str, grad: tuple[Any, str] | None = None) -> tuple[dict, str]:
+    """A heatmap payload of rollout (all positions), flow or gradient (one position), a note."""
     from .. import explain
     from ..inspect import AttentionTrace
     from ..viz import views
 
     n, note = len(trace.tokens), ""
+    if how == "gradient" and grad is None:
+        note = (
+            "Gradient relevance needs a score to explain: it is offered for language models "
+            "(their next-token logit). This model has none; showing rollout instead."
+        )
+        how = "rollout"
     if how == "flow" and n > MAX_FLOW_TOKENS:
         note = (
             f"Attention flow is limited to {MAX_FLOW_TOKENS} tokens (one max-flow per input "
@@ -107,6 +140,14 @@ def _explanation(trace: Any, how: str) -> tuple[dict, str]:
         rows = trace.tokens
         label = f"Attention rollout {cite}: the input tokens behind each position"
         title = f"Attention rollout over all {trace.num_layers} layers"
+    elif how == "gradient":
+        R = grad[0][-1:]  # (1, L): relevance of each input token for the last position
+        rows = [trace.tokens[-1]]
+        label = (
+            "Gradient-weighted attention relevance (Chefer et al. 2021) for the predicted next "
+            f"token {grad[1]!r}"
+        )
+        title = f"Relevance for predicting {grad[1]!r} after the last token"
     else:
         # The position whose prediction matters: [CLS] for encoders, the last token for GPTs.
         q = n - 1 if trace.kind == "causal" else 0
