@@ -232,3 +232,21 @@ def test_default_scale_and_warns_without_weights():
     assert res.weights is None
     assert_close(res.output, ref, **F32)
     assert math.isclose(tiled.DEFAULT_BLOCK_SIZE, 128)
+
+
+def test_threaded_forward_matches_sdpa():
+    """With several threads, query tiles run on parallel Python threads: same numbers."""
+    q, k, v = qkv(2, 4, 2, 700, 700, 16)
+    torch.set_num_threads(2)
+    try:
+        sw = masks.sliding_window(200)
+        out = attend(q, k, v, mask_mod=sw, backend="tiled", return_weights=False).output
+        causal = tiled_attention(q, k, v, causal=True).output
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    dense = masks.materialize(sw, 700, 700)[0, 0]  # (L, L)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=dense, enable_gqa=True)
+    assert_close(out, ref, **F32)
+    ref_causal = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    assert_close(causal, ref_causal, **F32)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -143,7 +144,21 @@ def block_map(
     kv_idx = torch.arange(Lk, device=device)
     pad = nk * block_k - Lk
     state = torch.empty(nq, nk, dtype=torch.int8)
-    for i in range(nq):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small reductions: OpenMP hand-offs would dominate
+    try:
+        _fill_block_map(state, mask_mod, B, H, Lq, Lk, block_q, block_k, kv_idx, pad, device)
+    finally:
+        torch.set_num_threads(threads)
+    per_mask[key] = state
+    while len(per_mask) > _CACHE_PER_MASK:
+        per_mask.popitem(last=False)
+    return state
+
+
+def _fill_block_map(state, mask_mod, B, H, Lq, Lk, block_q, block_k, kv_idx, pad, device) -> None:
+    nk = state.shape[1]
+    for i in range(state.shape[0]):
         q0, q1 = i * block_q, min(Lq, (i + 1) * block_q)
         q_idx = torch.arange(q0, q1, device=device) + (Lk - Lq)  # position convention
         m = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, Lk)
@@ -155,10 +170,6 @@ def block_map(
         any_blk = col_any.view(nk, block_k).any(-1).cpu()  # (nk,)
         all_blk = col_all.view(nk, block_k).all(-1).cpu()
         state[i] = torch.where(all_blk, FULL, torch.where(any_blk, PARTIAL, EMPTY))
-    per_mask[key] = state
-    while len(per_mask) > _CACHE_PER_MASK:
-        per_mask.popitem(last=False)
-    return state
 
 
 # --------------------------------------------------------------------------- forward
@@ -291,27 +302,47 @@ class _Plan:
 
 
 def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, Tensor]:
+    """Algorithm 1 over every query tile; output ``(B, H, Lq, Dv)`` and lse ``(B, H, Lq, 1)``.
+
+    On a CPU with several intra-op threads, query tiles are spread over that many Python
+    threads, each running single-threaded operations (as FlashAttention spreads query tiles
+    over thread blocks): small tile operations then pay no OpenMP hand-off per call.
+    """
     k3 = k.reshape(plan.B * plan.Hkv, plan.Lk, plan.D)  # (B·Hkv, Lk, D)
     v3 = v.reshape(plan.B * plan.Hkv, plan.Lk, plan.Dv)  # (B·Hkv, Lk, Dv)
     out = q.new_empty(plan.B, plan.H, plan.Lq, plan.Dv)
     lse = q.new_empty(plan.B, plan.H, plan.Lq, 1)
-    for i in range(plan.nq):
+
+    def one(i: int) -> None:
         qg = plan.q_block(q, i)
         shape = (plan.B, plan.H, qg.shape[1] // plan.G)
         o, l_ = _row(
-            qg,
-            k3,
-            v3,
-            plan.rows[i],
-            plan.q_idx(i, q.device),
-            shape,
-            mask_mod,
-            score_mod,
-            scale,
+            qg, k3, v3, plan.rows[i], plan.q_idx(i, q.device), shape, mask_mod, score_mod, scale
         )
         q0 = i * plan.bs
-        out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)
+        out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)  # disjoint rows: no race
         lse[:, :, q0 : q0 + shape[2]] = plan.unblock(l_, i)
+
+    threads = torch.get_num_threads()
+    if threads < 2 or plan.nq < 2 or q.device.type != "cpu" or torch.is_grad_enabled():
+        for i in range(plan.nq):
+            one(i)
+        return out, lse
+
+    def worker(rows: range) -> None:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            for i in rows:
+                one(i)
+
+    n = min(threads, plan.nq)
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            # interleaved rows balance causal work (late rows have more key tiles)
+            list(pool.map(worker, [range(t, plan.nq, n) for t in range(n)]))
+    finally:
+        torch.set_num_threads(threads)
     return out, lse
 
 
