@@ -31,8 +31,8 @@ def test_reader_reads_the_shipped_file(ct2):
     emb = ct2.variables["decoder/embeddings/weight"]
     assert emb.shape == (51864, 384) and emb.dtype == np.float16  # tiny.en, stored as float16
     assert ct2.variables["encoder/conv1/weight"].shape == (384, 80, 3)
-    # The header's first variable starts right after "WhisperSpec" + revision + count; check
-    # the embedding bytes independently by locating its name in the raw file.
+    # Independently of the reader's walk through the file: find the embedding's record by its
+    # name in the raw bytes and decode its shape and first row by hand.
     raw = (W.shipped_model_dir() / "model.bin").read_bytes()
     name = b"decoder/embeddings/weight\x00"
     at = raw.index(name) + len(name)
