@@ -1,0 +1,1 @@
+"""Scripts behind ``make bench``; results go to ``benchmarks/results/``."""
