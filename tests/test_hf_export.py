@@ -112,3 +112,18 @@ def test_shipped_char_checkpoint_matches_its_readme() -> None:
     assert abs(val_loss - meta["val_loss"]) < 1e-3
     assert val_loss < 1.9  # learned: uniform over ~100 characters would be ln(104) = 4.6
     assert f"{meta['val_loss']:.4f}" in (SHIPPED / "README.md").read_text()
+
+
+def test_inspect_capture_sees_the_same_attention_via_hf_and_ours(tmp_path: Path) -> None:
+    from explore_attention.inspect import capture
+
+    tok = CharTokenizer.from_text(pydoc_text())
+    m = _model(vocab=tok.vocab_size)
+    path = export_gpt2(m, tmp_path / "gpt", tok)
+    text = "for i in x:\n  f(i)"
+    via_hf = capture(str(path), text)
+    ours = capture(m, text, tok)
+    assert via_hf.kind == ours.kind == "causal"
+    assert via_hf.tokens == ours.tokens == list(text)
+    torch.testing.assert_close(via_hf.attentions, ours.attentions, **TOL32)
+    assert via_hf.attentions.shape == (2, 4, len(text), len(text))
