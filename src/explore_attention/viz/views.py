@@ -47,6 +47,14 @@ def _bins(n: int, max_tokens: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+def _pool_matrix(bins: list[tuple[int, int]], n: int, *, mean: bool) -> Tensor:
+    """``(len(bins), n)``: row ``b`` sums (or averages) the positions of bin ``b``."""
+    M = torch.zeros(len(bins), n)
+    for r, (a, b) in enumerate(bins):
+        M[r, a:b] = 1.0 / (b - a) if mean else 1.0
+    return M
+
+
 def _bin_label(tokens: list[str], a: int, b: int) -> str:
     if b - a == 1:
         return tokens[a]
@@ -97,7 +105,7 @@ def prepare(
     Lq, Lk = A.shape[-2:]
     if Lq > max_tokens:
         bins = _bins(Lq, max_tokens)
-        A = torch.stack([A[:, :, a:b].mean(dim=2) for a, b in bins], dim=2)  # (l, h, nb, Lk)
+        A = _pool_matrix(bins, Lq, mean=True) @ A  # (nb, Lq) @ (l, h, Lq, Lk) -> (l, h, nb, Lk)
         notes.append(
             f"{Lq} query tokens shown as {len(bins)} bins of up to {bins[0][1]} consecutive "
             "tokens (weights averaged over each bin)."
@@ -105,7 +113,7 @@ def prepare(
         q_tok = [_bin_label(q_tok, a, b) for a, b in bins]
     if Lk > max_tokens:
         bins = _bins(Lk, max_tokens)
-        A = torch.stack([A[..., a:b].sum(dim=-1) for a, b in bins], dim=-1)  # (l, h, Lq', nb)
+        A = A @ _pool_matrix(bins, Lk, mean=False).T  # (l, h, Lq', Lk) @ (Lk, nb) -> (.., nb)
         notes.append(
             f"{Lk} key tokens shown as {len(bins)} bins of up to {bins[0][1]} consecutive "
             "tokens (weights summed over each bin, so rows still sum to 1)."
