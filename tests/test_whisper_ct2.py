@@ -104,6 +104,11 @@ def test_saved_folder_loads_bitwise(tmp_path, converted):
     mtime = (out / "model.safetensors").stat().st_mtime_ns
     assert W.convert(out_dir=out) == out
     assert (out / "model.safetensors").stat().st_mtime_ns == mtime
+    # A folder from another converter version is stale and would be converted again.
+    marker = out / "explore_attention_conversion.json"
+    assert W._is_current(out)
+    marker.write_text('{"converter_version": 0}')
+    assert not W._is_current(out)
     shutil.rmtree(out)
 
 

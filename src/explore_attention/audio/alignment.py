@@ -155,7 +155,7 @@ def transcribe(
         out = model.generate(
             encoder_outputs=encoded,
             decoder_input_ids=torch.tensor([prefix]),
-            max_new_tokens=max_new_tokens,
+            max_length=len(prefix) + max_new_tokens,
             do_sample=False,
         )
     ids = [int(t) for t in out[0] if int(t) not in prefix]

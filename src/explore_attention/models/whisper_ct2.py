@@ -65,6 +65,8 @@ CT2_DTYPES = {  # CTranslate2's DataType enum (include/ctranslate2/types.h order
 }
 CT2_GELU = 3  # CTranslate2's ActivationType::GELU (erf form, as Whisper uses)
 SAMPLE_RATE = 16_000  # Whisper's audio rate (Hz)
+CONVERTER_VERSION = 1  # bump when the converted folder's contents change; stale caches reconvert
+_MARKER = "explore_attention_conversion.json"  # written last into the converted folder
 
 
 def shipped_model_dir() -> Path:
@@ -395,6 +397,14 @@ def _generation_config(config, model_dir: Path):
     )
 
 
+def _is_current(folder: Path) -> bool:
+    marker = folder / _MARKER
+    if not marker.is_file() or not (folder / "model.safetensors").is_file():
+        return False
+    info = json.loads(marker.read_text(encoding="utf-8"))
+    return info.get("converter_version") == CONVERTER_VERSION
+
+
 def convert(
     model_dir: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
@@ -403,14 +413,14 @@ def convert(
 ) -> Path:
     """Convert the CTranslate2 model to a Hugging Face folder (written atomically).
 
-    Returns ``out_dir`` (default :func:`default_cache_dir`). An existing complete folder is
-    kept unless ``overwrite=True``.
+    Returns ``out_dir`` (default :func:`default_cache_dir`). An existing folder converted by
+    this converter version is kept unless ``overwrite=True``; an older one is replaced.
     """
     from transformers import WhisperForConditionalGeneration
 
     model_dir = Path(model_dir) if model_dir is not None else shipped_model_dir()
     out = Path(out_dir) if out_dir is not None else default_cache_dir()
-    if (out / "model.safetensors").is_file() and not overwrite:
+    if _is_current(out) and not overwrite:
         return out
     ct2 = read_ct2_model(model_dir)
     state, report = ct2_to_hf_state_dict(ct2)
@@ -428,13 +438,17 @@ def convert(
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        marker = {"converter_version": CONVERTER_VERSION, "source": str(model_dir / "model.bin")}
+        (tmp / _MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
         if out.exists():
-            shutil.rmtree(out)  # only reached with overwrite=True or an incomplete folder
+            if _is_current(out) and not overwrite:
+                return out  # another process finished meanwhile; `finally` drops our copy
+            shutil.rmtree(out)  # overwrite=True, or a stale / incomplete folder
         try:
             tmp.rename(out)
         except OSError:
             # Another process finished the same conversion first: keep its folder.
-            if not (out / "model.safetensors").is_file():
+            if not _is_current(out):
                 raise
     finally:
         if tmp.exists():
