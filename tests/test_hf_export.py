@@ -93,7 +93,6 @@ def test_bpe_export_uses_gpt2_ids(tmp_path: Path) -> None:
     torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL32)
 
 
-@pytest.mark.skipif(not SHIPPED.is_dir(), reason="checkpoint not trained yet")
 def test_shipped_char_checkpoint_matches_its_readme() -> None:
     meta = json.loads((SHIPPED / "explore_attention.json").read_text())
     hf = AutoModelForCausalLM.from_pretrained(SHIPPED).eval()

@@ -26,7 +26,7 @@ from ..data.text import CharTokenizer, gpt2_tokenizer, pydoc_text, random_batch,
 from ..models.gpt import GPT, GPTConfig
 from ..train import Task, TrainConfig
 
-__all__ = ["lm_loss", "make_bpe", "make_char", "sample_text", "val_loss"]
+__all__ = ["lm_loss", "make_bpe", "make_char", "sample_text", "tokenizer_for", "val_loss"]
 
 
 def lm_loss(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
