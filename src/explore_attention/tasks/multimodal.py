@@ -168,9 +168,14 @@ def grounding(
     chance = target.float().mean(-1)  # (N, 2) share of patches on the object
     right = logits.argmax(-1) == batch.answers  # (N,)
     where = ~named[:, 1]  # (N,) the "where" questions
+    where_words = named.clone()
+    where_words[~where] = False  # (N, 2) shape words of "where" questions
+    relation_words = named & ~where[:, None]  # (N, 2) shape words of relation questions
     return {
         "grounding": hits[named].float().mean().item(),
         "grounding_chance": chance[named].mean().item(),
+        "grounding_where": hits[where_words].float().mean().item(),
+        "grounding_relation": hits[relation_words].float().mean().item(),
         "answer_accuracy": right.float().mean().item(),
         "where_accuracy": right[where].float().mean().item(),
         "relation_accuracy": right[~where].float().mean().item(),
@@ -239,3 +244,28 @@ def make_task(
         "answers": list(ANSWERS),
     }
     return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print answer accuracy and grounding of a ``multimodal-scenes`` checkpoint on new scenes."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from ..train import load_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m explore_attention.tasks.multimodal")
+    default = Path(__file__).resolve().parents[1] / "checkpoints" / "multimodal-scenes"
+    p.add_argument("--checkpoint", default=str(default), help="a checkpoint folder")
+    p.add_argument("--questions", type=int, default=2000, help="number of fresh questions")
+    p.add_argument("--seed", type=int, default=31337, help="seed of the scenes")
+    args = p.parse_args(argv)
+    model, _ = load_checkpoint(args.checkpoint)
+    batch = make_questions(args.questions, seed=args.seed)
+    out = {"questions": args.questions, "seed": args.seed, **grounding(model, batch)}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
