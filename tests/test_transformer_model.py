@@ -69,7 +69,7 @@ def test_learns_reverse() -> None:
     )
     res = tr.train(
         task,
-        tr.TrainConfig(steps=400, batch_size=32, eval_every=100, lr=2e-3, target=0.95),
+        tr.TrainConfig(steps=300, batch_size=64, eval_every=50, lr=3e-3, warmup=30, target=0.95),
         progress=False,
     )
     assert res.history[-1]["accuracy"] >= 0.95, res.history

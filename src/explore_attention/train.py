@@ -161,6 +161,9 @@ def save_checkpoint(
             save_file(flat, str(tmp / "optimizer.safetensors"))
             config["optimizer_param_groups"] = groups
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

@@ -101,6 +101,9 @@ class Transformer(nn.Module):
         self.d_model, self.max_len = d_model, max_len
         self.src_emb = nn.Embedding(src_vocab, d_model, padding_idx=PAD)
         self.tgt_emb = nn.Embedding(tgt_vocab, d_model, padding_idx=PAD)
+        for emb in (self.src_emb, self.tgt_emb):  # std d^-1/2, so √d·E is unit-scale like PE
+            nn.init.normal_(emb.weight, std=d_model**-0.5)
+            emb.weight.data[PAD] = 0.0
         self.register_buffer("pe", sinusoidal_positions(max_len, d_model), persistent=False)
         self.encoder = nn.ModuleList(
             _EncoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers)
