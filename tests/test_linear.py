@@ -89,3 +89,18 @@ def test_bad_input():
         linear_attention(q[0], k, v)
     with pytest.raises(TypeError, match="dtype"):
         linear_attention(q, k.float(), v)
+
+
+def test_threaded_head_groups_give_the_same_numbers():
+    """Without autograd on several threads, heads run in parallel groups: same result."""
+    q, k, v = (t.detach() for t in qkv(2, 5, 5, 150, 150, 6, 4))
+    ref = [linear_attention(q, k, v, causal=c).output for c in (False, True)]
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            out = [linear_attention(q, k, v, causal=c).output for c in (False, True)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    for a, b in zip(out, ref):
+        assert_close(a, b, **F64)

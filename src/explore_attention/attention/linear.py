@@ -73,15 +73,7 @@ def linear_attention_from_features(
     if dtype in (torch.float16, torch.bfloat16):  # accumulate sums in float32
         phi_q, phi_k, v = phi_q.float(), phi_k.float(), v.float()
     Lq, Lk = phi_q.shape[2], phi_k.shape[2]
-    if not causal:
-        # S = Σ_j φ(k_j) v_jᵀ (B, H, M, Dv);  z = Σ_j φ(k_j) (B, H, M)
-        kv = torch.einsum("bhlm,bhld->bhmd", phi_k, v)
-        z = phi_k.sum(2)
-        num = torch.einsum("bhlm,bhmd->bhld", phi_q, kv)  # (B, H, Lq, Dv)
-        den = torch.einsum("bhlm,bhm->bhl", phi_q, z).unsqueeze(-1)  # (B, H, Lq, 1)
-    else:
-        num, den = _causal_sums(phi_q, phi_k, v)
-    out = (num / (den + EPS)).to(dtype)
+    out = _by_head_groups(lambda a, b, c: _output(a, b, c, causal), dtype, phi_q, phi_k, v)
     weights = None
     if return_weights:
         a = torch.einsum("bhim,bhjm->bhij", phi_q, phi_k)  # (B, H, Lq, Lk)
@@ -90,6 +82,43 @@ def linear_attention_from_features(
             a = a.masked_fill(torch.arange(Lk, device=a.device).view(1, -1) > qpos, 0.0)
         weights = (a / (a.sum(-1, keepdim=True) + EPS)).to(dtype)
     return AttentionOutput(out, weights)
+
+
+def _output(phi_q: Tensor, phi_k: Tensor, v: Tensor, causal: bool) -> Tensor:
+    """The normalised output ``(B, H, Lq, Dv)``, non-causal (Eq. 5) or causal (Eq. 10–12)."""
+    if not causal:
+        # S = Σ_j φ(k_j) v_jᵀ (B, H, M, Dv);  z = Σ_j φ(k_j) (B, H, M)
+        kv = torch.einsum("bhlm,bhld->bhmd", phi_k, v)
+        z = phi_k.sum(2)
+        num = torch.einsum("bhlm,bhmd->bhld", phi_q, kv)  # (B, H, Lq, Dv)
+        den = torch.einsum("bhlm,bhm->bhl", phi_q, z).unsqueeze(-1)  # (B, H, Lq, 1)
+    else:
+        num, den = _causal_sums(phi_q, phi_k, v)
+    return num / (den + EPS)
+
+
+def _by_head_groups(fn, dtype: torch.dtype, *tensors: Tensor) -> Tensor:
+    """``fn(*tensors)`` → ``(B, H, Lq, Dv)`` of ``dtype``; on a multi-threaded CPU without
+    autograd, run on groups of heads in parallel Python threads with single-threaded ops
+    instead: a chain of medium-sized operations otherwise pays an OpenMP hand-off per operation
+    (costly on a busy machine). Inside a worker ``get_num_threads() == 1``, so nested calls run
+    directly."""
+    from .tiled import run_parallel
+
+    threads = torch.get_num_threads()
+    q, v = tensors[0], tensors[-1]
+    B, H, Lq = q.shape[:3]
+    if threads < 2 or H < 2 or q.device.type != "cpu" or torch.is_grad_enabled():
+        return fn(*tensors).to(dtype)
+    n = min(threads, H)
+    bounds = [(H * t // n, H * (t + 1) // n) for t in range(n)]  # contiguous head ranges
+    out = torch.empty(B, H, Lq, v.shape[-1], dtype=dtype, device=q.device)  # (B, H, Lq, Dv)
+
+    def task(a: int, b: int) -> None:
+        out[:, a:b] = fn(*(t[:, a:b] for t in tensors))  # disjoint heads: no race
+
+    run_parallel([lambda a=a, b=b: task(a, b) for a, b in bounds])
+    return out
 
 
 def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,9 +183,16 @@ def linear_attention(
     _check_flag("return_weights", return_weights)
     H = q.shape[1]
     k, v = repeat_kv(k, H), repeat_kv(v, H)  # (B, H, Lk, D)
-    return linear_attention_from_features(
-        elu_feature_map(q), elu_feature_map(k), v, causal=causal, return_weights=return_weights
-    )
+    if return_weights:
+        return linear_attention_from_features(
+            elu_feature_map(q), elu_feature_map(k), v, causal=causal, return_weights=True
+        )
+
+    def heads(q_: Tensor, k_: Tensor, v_: Tensor) -> Tensor:
+        phi_q, phi_k = elu_feature_map(q_), elu_feature_map(k_)
+        return linear_attention_from_features(phi_q, phi_k, v_, causal=causal).output
+
+    return AttentionOutput(_by_head_groups(heads, v.dtype, q, k, v), None)
 
 
 # --------------------------------------------------------------------------- Performer
@@ -240,10 +276,16 @@ def performer_attention(
     omega = orthogonal_random_features(num_features, D, generator=generator, dtype=work)
     omega = omega.to(q.device)
     s = D**-0.25  # q·k/√D = (q/D^{1/4})·(k/D^{1/4})
-    phi_q = favor_features(q.to(work) * s, omega, is_query=True)  # (B, H, Lq, m)
-    phi_k = favor_features(k.to(work) * s, omega, is_query=False)  # (B, H, Lk, m)
-    res = linear_attention_from_features(
-        phi_q, phi_k, v.to(work), causal=causal, return_weights=return_weights
-    )
-    w = None if res.weights is None else res.weights.to(q.dtype)
-    return AttentionOutput(res.output.to(q.dtype), w)
+
+    def heads(q_: Tensor, k_: Tensor, v_: Tensor, weights: bool = False) -> AttentionOutput:
+        phi_q = favor_features(q_.to(work) * s, omega, is_query=True)  # (B, H, Lq, m)
+        phi_k = favor_features(k_.to(work) * s, omega, is_query=False)  # (B, H, Lk, m)
+        return linear_attention_from_features(
+            phi_q, phi_k, v_.to(work), causal=causal, return_weights=weights
+        )
+
+    if return_weights:
+        res = heads(q, k, v, True)
+        return AttentionOutput(res.output.to(q.dtype), res.weights.to(q.dtype))
+    out = _by_head_groups(lambda a, b, c: heads(a, b, c).output, q.dtype, q, k, v)
+    return AttentionOutput(out, None)

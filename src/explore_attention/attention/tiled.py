@@ -328,22 +328,36 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
         for i in range(plan.nq):
             one(i)
         return out, lse
+    n = min(threads, plan.nq)
+    # interleaved rows balance causal work (late rows have more key tiles)
+    run_parallel([lambda t=t: [one(i) for i in range(t, plan.nq, n)] for t in range(n)])
+    return out, lse
 
-    def worker(rows: range) -> None:
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def run_parallel(tasks: list) -> None:
+    """Run ``tasks`` (callables) on a persistent pool of Python threads, each with one intra-op
+    thread and no autograd; the caller's thread count is restored afterwards. Tasks must write
+    to disjoint memory."""
+    threads = torch.get_num_threads()
+    n = len(tasks)
+    pool = _POOL.get(n)
+    if pool is None:
+        pool = _POOL[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ea-tiles")
+
+    def wrapped(task) -> None:
         torch.set_num_threads(1)
         with torch.no_grad():
-            for i in rows:
-                one(i)
+            task()
 
-    n = min(threads, plan.nq)
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            # interleaved rows balance causal work (late rows have more key tiles)
-            list(pool.map(worker, [range(t, plan.nq, n) for t in range(n)]))
+        for f in [pool.submit(wrapped, t) for t in tasks]:
+            f.result()
     finally:
         torch.set_num_threads(threads)
-    return out, lse
 
 
 class _TiledAttention(torch.autograd.Function):
