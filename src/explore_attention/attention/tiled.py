@@ -38,6 +38,11 @@ costs O(L · (w + block)) instead of O(L²).
 With a ``score_mod`` the backward pass goes through autograd instead, one query block at a
 time under activation checkpointing (memory still O(block · Lk)), so parameters captured by the
 ``score_mod`` (a learned bias table, ALiBi slopes) receive gradients too.
+
+**On a CPU**, tile operations are small, and with several intra-op threads each one pays an
+OpenMP hand-off. Without autograd, query tiles are therefore spread over a small pool of
+Python threads running single-threaded operations (:func:`run_parallel`), the way
+FlashAttention spreads query tiles over GPU thread blocks.
 """
 
 from __future__ import annotations
@@ -55,7 +60,15 @@ from torch.utils.checkpoint import checkpoint
 from . import core, masks
 from .core import AttentionOutput, MaskMod, ScoreMod, check_qkv
 
-__all__ = ["EMPTY", "FULL", "PARTIAL", "block_map", "clear_block_map_cache", "tiled_attention"]
+__all__ = [
+    "EMPTY",
+    "FULL",
+    "PARTIAL",
+    "block_map",
+    "clear_block_map_cache",
+    "run_parallel",
+    "tiled_attention",
+]
 
 EMPTY, PARTIAL, FULL = 0, 1, 2  # block map states
 DEFAULT_BLOCK_SIZE = 128
