@@ -73,12 +73,12 @@ def test_decoding_greedy_and_beam() -> None:
     torch.testing.assert_close(st["keys"][2], m.encode(src)["keys"][0])
 
 
-@pytest.mark.parametrize("attention", ["luong-dot", "luong-general", "luong-concat", "none"])
+@pytest.mark.parametrize("attention", ["luong-dot", "luong-general", "luong-concat"])
 def test_every_variant_learns(attention: str) -> None:
     task = tr.get_task(
         "reverse",
         seed=0,
-        model="gru" if attention == "none" else attention,
+        model=attention,
         hidden=32,
         emb_dim=16,
         max_len=5,

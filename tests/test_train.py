@@ -171,3 +171,34 @@ def test_bad_input() -> None:
         tr._parse_options(["model"])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         tr.load_checkpoint("/nonexistent/x")
+
+
+def test_cli_train(tmp_path: Path, capsys) -> None:
+    from explore_attention import cli
+
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "copy",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--eval-every",
+        "3",
+        "--no-progress",
+        "--out",
+        str(out),
+        "-o",
+        "model=gru",
+        "-o",
+        "hidden=8",
+        "-o",
+        "eval_size=4",
+    ]
+    assert cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
+    _, cfg = tr.load_checkpoint(out)
+    assert cfg["task"] == "copy" and cfg["model_config"]["hidden"] == 8
+    with pytest.raises(FileExistsError):
+        cli.main(argv)
