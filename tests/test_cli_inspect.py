@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from explore_attention.cli import main
@@ -26,6 +27,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch + transformers and loads MiniLM
 def test_inspect_writes_pngs_and_trace(tmp_path):
     text = "The animal didn't cross the street because it was too tired"
     res = _run(text, "--out", "out", cwd=tmp_path)
