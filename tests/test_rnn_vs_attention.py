@@ -34,14 +34,15 @@ def test_synthetic_tasks() -> None:
         synthetic.sample("recall", 1, min_len=1, max_len=9, num_symbols=10)
 
 
-def test_widths_match_the_budget() -> None:
+def test_sizes_match_the_budget() -> None:
     s = compare.Setting(budget=20_000, max_len=8)
     counts = {}
     for m in compare.MODELS:
-        w = compare.match_width("copy", m, s)
-        net = make_task(model=m, hidden=w, emb_dim=max(4, w // 2), max_len=8, eval_size=1).model
-        counts[m] = compare.count_parameters(net)
-    assert all(abs(n - 20_000) / 20_000 < 0.15 for n in counts.values()), counts
+        sizes = compare.match_sizes("copy", m, s)
+        counts[m] = compare.count_parameters(
+            make_task(model=m, **sizes, max_len=8, eval_size=1).model
+        )
+    assert all(abs(n - 20_000) / 20_000 < 0.05 for n in counts.values()), counts
 
 
 def test_activation_bytes_count_what_autograd_saves() -> None:

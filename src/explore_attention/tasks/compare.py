@@ -29,7 +29,7 @@ from ..train import TrainConfig, train
 from .common import exact_match_batches
 from .synthetic import make_task
 
-__all__ = ["MODELS", "Setting", "count_parameters", "match_width", "run_comparison", "saved_bytes"]
+__all__ = ["MODELS", "Setting", "count_parameters", "match_sizes", "run_comparison", "saved_bytes"]
 
 MODELS = ("lstm", "gru", "bahdanau", "transformer")
 
@@ -58,21 +58,34 @@ def _options(task: str, s: Setting) -> dict:
     return {"task": task, "max_len": s.max_len}
 
 
-def match_width(task: str, model: str, setting: Setting) -> int:
-    """The hidden width (a multiple of 4) whose model comes closest to ``setting.budget``."""
-    best, best_gap = 4, float("inf")
-    for width in range(4, 513, 4):
-        n = count_parameters(
-            make_task(
-                model=model,
-                hidden=width,
-                emb_dim=max(4, width // 2),
-                **_options(task, setting),
-                eval_size=1,
-            ).model
-        )
+def _count(task: str, model: str, setting: Setting, sizes: dict) -> int:
+    return count_parameters(
+        make_task(model=model, **sizes, **_options(task, setting), eval_size=1).model
+    )
+
+
+def match_sizes(task: str, model: str, setting: Setting) -> dict:
+    """Model sizes whose parameter count comes closest to ``setting.budget``.
+
+    RNNs: the hidden width (even), embeddings half as wide. Transformer (one encoder and one
+    decoder layer): the largest width (a multiple of 4, for 4 heads) under the budget, then
+    the feed-forward width that fills the rest (parameters are linear in ``d_ff``).
+    """
+    if model == "transformer":
+        one = {"num_layers": 1}  # one encoder + one decoder layer, like the one-layer RNNs
+        width = 4
+        while _count(task, model, setting, {"hidden": width + 4, **one}) <= setting.budget:
+            width += 4
+        n1 = _count(task, model, setting, {"hidden": width, "d_ff": 1, **one})
+        n2 = _count(task, model, setting, {"hidden": width, "d_ff": 2, **one})
+        d_ff = max(1, round(1 + (setting.budget - n1) / (n2 - n1)))
+        return {"hidden": width, "d_ff": d_ff, **one}
+    best, best_gap = {}, float("inf")
+    for width in range(4, 1025, 2):
+        sizes = {"hidden": width, "emb_dim": max(4, width // 2)}
+        n = _count(task, model, setting, sizes)
         if abs(n - setting.budget) < best_gap:
-            best, best_gap = width, abs(n - setting.budget)
+            best, best_gap = sizes, abs(n - setting.budget)
         if n > setting.budget:
             break
     return best
@@ -106,11 +119,9 @@ def run_comparison(
         opts = _options(task, setting)
         lengths = range(1, opts["max_len"] + 1)
         for model in models:
-            width = match_width(task, model, setting)
+            sizes = match_sizes(task, model, setting)
             torch.manual_seed(setting.seed)
-            t = make_task(
-                model=model, hidden=width, emb_dim=max(4, width // 2), eval_size=64, **opts
-            )
+            t = make_task(model=model, **sizes, eval_size=64, **opts)
             cfg = TrainConfig(
                 steps=setting.steps,
                 batch_size=setting.batch_size,
@@ -135,7 +146,7 @@ def run_comparison(
                 {
                     "task": task,
                     "model": model,
-                    "width": width,
+                    "sizes": sizes,
                     "parameters": count_parameters(res.model),
                     "seconds_per_step": per_step,
                     "activation_bytes": saved_bytes(res.model, batch),
