@@ -9,7 +9,7 @@ Whisper-style log-mel spectrograms (:mod:`explore_attention.audio.features`), 40
 
 Generate (or refresh) the cache from the command line::
 
-    python -m explore_attention.data.speech            # ~1,000 clips, ~1 min on one core
+    python -m explore_attention.data.speech            # 1,200 clips, about a minute
 """
 
 from __future__ import annotations
