@@ -129,3 +129,31 @@ def test_bad_input():
         lsh_attention(qk, v[:, :, :4], n_hashes=1, bucket_size=4)
     with pytest.raises(TypeError, match="dtype"):
         lsh_attention(qk, v.float(), n_hashes=1, bucket_size=4)
+
+
+def test_threaded_heads_match_single_pass():
+    """Without autograd on several threads, head groups run in parallel: same numbers."""
+    qk, v = data(B=1, H=4, L=300)
+    ref = lsh_attention(
+        qk,
+        v,
+        n_hashes=2,
+        bucket_size=16,
+        causal=True,
+        return_weights=True,
+        generator=torch.Generator().manual_seed(5),
+    ).output
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            out = lsh_attention(
+                qk,
+                v,
+                n_hashes=2,
+                bucket_size=16,
+                causal=True,
+                generator=torch.Generator().manual_seed(5),
+            ).output
+    finally:
+        torch.set_num_threads(1)
+    assert_close(out, ref, **F64)

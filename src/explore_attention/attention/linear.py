@@ -273,7 +273,12 @@ def performer_attention(
     H, D = q.shape[1], q.shape[-1]
     k, v = repeat_kv(k, H), repeat_kv(v, H)  # (B, H, Lk, D)
     work = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
-    omega = orthogonal_random_features(num_features, D, generator=generator, dtype=work)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a few small QR decompositions: OpenMP hand-offs would dominate
+    try:
+        omega = orthogonal_random_features(num_features, D, generator=generator, dtype=work)
+    finally:
+        torch.set_num_threads(threads)
     omega = omega.to(q.device)
     s = D**-0.25  # q·k/√D = (q/D^{1/4})·(k/D^{1/4})
 

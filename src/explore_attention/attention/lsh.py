@@ -76,6 +76,11 @@ def hash_buckets(
         raise ValueError(f"n_buckets must be an even number >= 2, got {n_buckets}")
     D = x.shape[-1]
     rot = torch.randn(n_hashes, D, n_buckets // 2, generator=generator, dtype=torch.float64)
+    return _hash(x, rot)
+
+
+def _hash(x: Tensor, rot: Tensor) -> Tensor:
+    """Buckets of ``x (B, H, L, D)`` under rotations ``rot (R, D, n_b/2)`` → ``(R, B, H, L)``."""
     rot = rot.to(device=x.device, dtype=x.dtype)
     xr = torch.einsum("bhld,rdk->rbhlk", x, rot)  # (R, B, H, L, n_b/2)
     return torch.cat([xr, -xr], dim=-1).argmax(-1)  # (R, B, H, L)
@@ -129,17 +134,33 @@ def lsh_attention(
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     dtype = qk.dtype
+    L, D = qk.shape[2], qk.shape[3]
+    C = min(bucket_size, L)
+    n_buckets = max(2, 2 * math.ceil(math.ceil(L / C) / 2))
+    rot = torch.randn(n_hashes, D, n_buckets // 2, generator=generator, dtype=torch.float64)
+    if return_weights:
+        return _lsh(qk, v, rot, C, causal, True)
+    from .linear import _by_head_groups  # heads in parallel threads on a multi-core CPU
+
+    out = _by_head_groups(lambda a, b: _lsh(a, b, rot, C, causal, False).output, dtype, qk, v)
+    return AttentionOutput(out, None)
+
+
+def _lsh(
+    qk: Tensor, v: Tensor, rot: Tensor, C: int, causal: bool, return_weights: bool
+) -> AttentionOutput:
+    """LSH attention with given rotations ``rot (R, D, n_b/2)`` and chunk length ``C``."""
+    dtype = qk.dtype
     if dtype in (torch.float16, torch.bfloat16):
         qk, v = qk.float(), v.float()
     B, H, L, D = qk.shape
     Dv = v.shape[-1]
     dev = qk.device
+    n_hashes = rot.shape[0]
     keys = F.normalize(qk, dim=-1)  # k_j = q_j / ‖q_j‖
     scale = 1.0 / math.sqrt(D)
-    C = min(bucket_size, L)
     n = math.ceil(L / C)
-    n_buckets = max(2, 2 * math.ceil(n / 2))
-    buckets = hash_buckets(keys, n_buckets, n_hashes, generator=generator)  # (R, B, H, L)
+    buckets = _hash(keys, rot)  # (R, B, H, L)
     pos = torch.arange(L, device=dev)
     # sort by (bucket, position): perm[r] lists original positions in sorted order
     perm = (buckets * L + pos).argsort(-1)  # (R, B, H, L)
