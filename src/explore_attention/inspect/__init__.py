@@ -3,17 +3,35 @@
 ``capture(model, text_or_inputs, tokenizer=None) -> AttentionTrace`` is the one entry point;
 ``load_model(name_or_path=None)`` loads the bundled all-MiniLM-L6-v2 (or a folder / hub name)
 with eager attention.
+
+Names are imported lazily (PEP 562) so that ``explore-attention --help``, which imports
+``inspect.command``, does not pay for importing torch.
 """
 
-from .capture import capture
-from .loading import DEFAULT_MODEL_NAME, default_model_path, load_model
-from .trace import KINDS, AttentionTrace
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MODEL_NAME",
-    "KINDS",
-    "AttentionTrace",
-    "capture",
-    "default_model_path",
-    "load_model",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "capture": ".capture",
+    "DEFAULT_MODEL_NAME": ".loading",
+    "default_model_path": ".loading",
+    "load_model": ".loading",
+    "KINDS": ".trace",
+    "AttentionTrace": ".trace",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
