@@ -105,8 +105,9 @@ def saved_bytes(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
             total += t.untyped_storage().nbytes()
         return t
 
+    device = next(model.parameters()).device
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        seq2seq_loss(model, batch)
+        seq2seq_loss(model, tuple(t.to(device) for t in batch))
     return total
 
 
