@@ -8,6 +8,7 @@ token labels and a colour bar.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,7 +97,9 @@ def heatmap(
     _label_axes(ax, q_labels, k_labels, small=False)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
-    ax.set_title(title or "Attention weights")
+    # wrap long titles to the axes' width (about 11 characters per inch at the default size)
+    width = max(24, int(ax.get_position().width * fig.get_figwidth() * 11))
+    ax.set_title(textwrap.fill(title or "Attention weights", width=width))
     if colorbar:
         fig.colorbar(im, ax=ax, label="attention weight")
     return fig
