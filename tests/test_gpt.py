@@ -71,6 +71,16 @@ def test_cached_generation_equals_uncached(positions: str) -> None:
     assert torch.equal(s1, s2)
 
 
+@pytest.fixture
+def one_thread():
+    """Training tests run one intra-op thread: under `pytest -n 2` on 2 cores, more threads per
+    worker only contend."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_top_k_restricts_sampling() -> None:
     m = _model()
     prompt = torch.randint(0, 37, (1, 6))
@@ -136,7 +146,7 @@ def test_bad_input() -> None:
 
 
 @pytest.mark.slow
-def test_short_char_training_learns_and_checkpoint_reloads(tmp_path) -> None:
+def test_short_char_training_learns_and_checkpoint_reloads(tmp_path, one_thread) -> None:
     opts = dict(n_layer=2, n_head=4, d_model=64, block_size=32, eval_batches=4)
     task = get_task("gpt-char", seed=0, **opts)
     before = task.evaluate(task.model)["val_loss"]
@@ -153,7 +163,7 @@ def test_short_char_training_learns_and_checkpoint_reloads(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_short_bpe_training_learns() -> None:
+def test_short_bpe_training_learns(one_thread) -> None:
     task = get_task(
         "gpt-bpe", seed=0, n_layer=1, n_head=2, d_model=32, block_size=16, eval_batches=1
     )

@@ -24,6 +24,16 @@ from explore_attention.train import get_task, load_checkpoint, train
 SHIPPED = Path(__file__).parents[1] / "src/explore_attention/checkpoints/induction-2l"
 
 
+@pytest.fixture
+def one_thread():
+    """Training tests run one intra-op thread: under `pytest -n 2` on 2 cores, more threads per
+    worker only contend."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_data_generators() -> None:
     g = torch.Generator().manual_seed(0)
     x = repeated_tokens(5, 7, 11, g)
@@ -50,7 +60,7 @@ def test_scores_reject_non_repeated_input() -> None:
 
 
 @pytest.mark.slow
-def test_induction_heads_form_in_a_short_run() -> None:
+def test_induction_heads_form_in_a_short_run(one_thread) -> None:
     task = get_task("induction", seed=0, half_len=16, vocab_size=32)
     ev = repeated_tokens(128, 16, 32, torch.Generator().manual_seed(7))
     ind0 = induction_scores(task.model, ev)
