@@ -42,6 +42,7 @@ plugins:
   - mkdocs-jupyter:
       execute: true
       allow_errors: false
+      cache: false
       include: ["notebooks/**/*.ipynb"]
   - mkdocstrings:
       handlers:
