@@ -134,3 +134,18 @@ def test_crossed_alignment() -> None:
     with pytest.raises(TypeError, match="list of strings"):
         tasks.translate(model, sv, tv, "forty two")
     torch.testing.assert_close(w.sum(-1), torch.ones(len(out)))
+
+
+@pytest.mark.skipif(not (CKPT / "dates-iso-bahdanau").exists(), reason="checkpoint not shipped")
+def test_shipped_dates_translator() -> None:
+    """Every date that is not genuinely ambiguous (en M/D/YY vs es D/M/YY) comes out right."""
+    from explore_attention.tasks.translation_report import ambiguous_date
+
+    assert ambiguous_date("3/10/24") and not ambiguous_date("13/10/24")
+    assert not ambiguous_date("03.10.24") and not ambiguous_date("3/3/24")
+    model, sv, tv, _ = tasks.load_translator("dates-iso-bahdanau")
+    pairs = [
+        p for p in T.dates(train_size=0, per_split=300).splits["test"] if not ambiguous_date(p[0])
+    ]
+    hyps, _ = tasks.translate(model, sv, tv, [a for a, _ in pairs])
+    assert sum(h == b for h, (_, b) in zip(hyps, pairs)) / len(pairs) >= 0.99

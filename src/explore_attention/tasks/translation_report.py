@@ -9,7 +9,9 @@ character BLEU on the test split (lengths seen in training) and on the ``long`` 
 than any training sentence).
 
 Run: ``python -m explore_attention.tasks.translation_report --out docs/results/`` — writes
-``translation_by_length.json`` / ``.md`` / ``.png`` and ``alignment_*.png``.
+``translation_by_length.json`` / ``.md`` / ``.png``, ``alignment_*.png`` and ``dates_iso.json``
+(the dates translator's exact match, separating the short dates that English and Spanish write
+identically with different meanings).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -51,6 +54,29 @@ def measure(names=DEFAULT, limit: int | None = None) -> dict:
                 "bleu": bleu(hyps, refs, char_level=True),
             }
         out[name] = {"parameters": sum(p.numel() for p in model.parameters()), **res}
+    return out
+
+
+def ambiguous_date(text: str) -> bool:
+    """True for short dates that English (M/D/YY) and Spanish (D/M/YY) write identically with
+    different meanings (``3/10/24``): no model can know which was meant."""
+    m = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{2})", text)
+    return bool(m) and int(m[1]) <= 12 and int(m[2]) <= 12 and m[1] != m[2]
+
+
+def measure_dates(name: str = "dates-iso-bahdanau", limit: int | None = None) -> dict:
+    """Exact match of a dates translator on the test split, split by :func:`ambiguous_date`."""
+    model, sv, tv, cfg = load_translator(name)
+    pairs = tr.dates(train_size=cfg["data"]["train_size"]).splits["test"][:limit]
+    hyps = translate(model, sv, tv, [a for a, _ in pairs])[0]
+    out = {}
+    for label, keep in (
+        ("all", lambda a: True),
+        ("unambiguous", lambda a: not ambiguous_date(a)),
+        ("ambiguous en/es short", ambiguous_date),
+    ):
+        sel = [(h, b) for h, (a, b) in zip(hyps, pairs) if keep(a)]
+        out[label] = {"n": len(sel), "exact_match": sum(h == b for h, b in sel) / max(1, len(sel))}
     return out
 
 
@@ -136,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                 fig = alignment_figure(name, text)
                 fig.savefig(out / f"alignment_{Path(name).name}_{i}.png", dpi=120)
                 plt.close(fig)
+    if (CHECKPOINTS / "dates-iso-bahdanau").exists():
+        dates = measure_dates(limit=args.limit)
+        (out / "dates_iso.json").write_text(json.dumps(dates, indent=2) + "\n")
+        print("dates-iso-bahdanau, test split:", json.dumps(dates))
     print((out / "translation_by_length.md").read_text())
     return 0
 
