@@ -201,7 +201,7 @@ def write_results(r: dict) -> None:
         f"{c['block_size']}, batch {c['batch_size']}, dropout {c['dropout']}, "
         f"char-level pydoc text (vocab {c['vocab_size']}), {c['steps']} steps, "
         f"{r['threads']} thread(s), torch {r['torch']}.",
-        "Made by `python -m benchmarks.gpt_nanogpt`.",
+        f"Made by `python -m benchmarks.gpt_nanogpt --steps {c['steps']} --threads {r['threads']}`.",
         "",
         "| model | tokens/s | val loss after the same steps |",
         "|---|---:|---:|",
@@ -217,10 +217,11 @@ def write_results(r: dict) -> None:
     tmp.write_text("\n".join(md))
     tmp.replace(RESULTS / "gpt_nanogpt.md")
     fig, ax = plt.subplots(figsize=(6, 4))
+    styles = {"ours": {"marker": "o", "ms": 8}, "reference": {"marker": "x", "ls": "--"}}
     for k, curve in r["val_curve"].items():
         steps, losses = zip(*curve)
-        ax.plot(steps, losses, marker="o", label=k)
-    ax.set_title("Validation loss: our GPT vs minimal SDPA GPT (nanoGPT CPU recipe)")
+        ax.plot(steps, losses, label=k, **styles.get(k, {}))
+    ax.set_title("Validation loss: our GPT vs a minimal SDPA GPT\n(nanoGPT CPU recipe, same init)")
     ax.set_xlabel("training step")
     ax.set_ylabel("validation cross-entropy (nats/char)")
     ax.legend()
@@ -230,6 +231,11 @@ def write_results(r: dict) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--replot"]:  # redraw the table and figure from the saved JSON
+        write_results(json.loads((RESULTS / "gpt_nanogpt.json").read_text()))
+        sys.exit(0)
     res = main()
     print(
         json.dumps(
