@@ -201,7 +201,8 @@ def write_results(r: dict) -> None:
         f"{c['block_size']}, batch {c['batch_size']}, dropout {c['dropout']}, "
         f"char-level pydoc text (vocab {c['vocab_size']}), {c['steps']} steps, "
         f"{r['threads']} thread(s), torch {r['torch']}.",
-        f"Made by `python -m benchmarks.gpt_nanogpt --steps {c['steps']} --threads {r['threads']}`.",
+        "Made by `python -m benchmarks.gpt_nanogpt "
+        f"--steps {c['steps']} --threads {r['threads']}`.",
         "",
         "| model | tokens/s | val loss after the same steps |",
         "|---|---:|---:|",
