@@ -194,6 +194,8 @@ def _plot(rows: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     methods = list(dict.fromkeys(r["method"] for r in rows))
+    colors = plt.cm.tab20(range(len(methods)))
+    styles = {m: ("-" if i < 10 else "--", colors[i]) for i, m in enumerate(methods)}
     for key, ax, label in (
         ("time_s", axes[0], "time per call (s)"),
         ("peak_mib", axes[1], "peak memory (MiB)"),
@@ -201,7 +203,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         for m in methods:
             pts = sorted((r["L"], r[key]) for r in rows if r["method"] == m and r.get(key))
             if pts:
-                ax.loglog(*zip(*pts), marker="o", label=m)
+                ax.loglog(*zip(*pts), styles[m][0], marker="o", color=styles[m][1], label=m)
         ax.set_xlabel("sequence length L")
         ax.set_ylabel(label)
         ax.set_xscale("log", base=2)

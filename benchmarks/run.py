@@ -278,13 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--budget-s", type=float, default=480.0, help="total measuring time")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    p.add_argument(
+        "--report-only", action="store_true", help="re-draw the table and plot from the JSON"
+    )
     args = p.parse_args(argv)
-    res = run(args.quick, args.max_call_s, args.budget_s)
-    args.out.mkdir(parents=True, exist_ok=True)
     name = "attention_quick" if args.quick else "attention"
-    tmp = args.out / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(res, indent=2))
-    tmp.replace(args.out / f"{name}.json")
+    if args.report_only:
+        res = json.loads((args.out / f"{name}.json").read_text())
+    else:
+        res = run(args.quick, args.max_call_s, args.budget_s)
+        args.out.mkdir(parents=True, exist_ok=True)
+        tmp = args.out / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(res, indent=2))
+        tmp.replace(args.out / f"{name}.json")
     md = write_report(res, args.out / f"{name}.md", args.out / f"{name}.png")
     print(md)
     return 0
