@@ -38,7 +38,7 @@ MODELS = ("lstm", "gru", "bahdanau", "transformer")
 class Setting:
     budget: int = 25_000  # target parameter count of every model
     max_len: int = 12  # training lengths 1..max_len (recall: pairs 1..max_len // 2)
-    steps: int = 500  # optimiser steps per model
+    steps: int = 1200  # optimiser steps per model
     batch_size: int = 64  # examples per step
     lr: float = 3e-3  # peak learning rate
     per_length: int = 100  # evaluation examples per length
