@@ -48,6 +48,7 @@ FlashAttention spreads query tiles over GPU thread blocks.
 from __future__ import annotations
 
 import math
+import os
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -347,7 +348,7 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
     return out, lse
 
 
-_POOL: dict[int, ThreadPoolExecutor] = {}
+_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, size): a fork gets its own
 
 
 def run_parallel(tasks: list) -> None:
@@ -356,9 +357,10 @@ def run_parallel(tasks: list) -> None:
     to disjoint memory."""
     threads = torch.get_num_threads()
     n = len(tasks)
-    pool = _POOL.get(n)
+    key = (os.getpid(), n)
+    pool = _POOL.get(key)
     if pool is None:
-        pool = _POOL[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ea-tiles")
+        pool = _POOL[key] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ea-tiles")
 
     def wrapped(task) -> None:
         torch.set_num_threads(1)
