@@ -29,7 +29,11 @@ _DIRECTIVE_BLOCK = re.compile(
 )
 _DIRECTIVE_LINE = re.compile(r"<p>\.\. math::\s+(.*?)</p>", re.S)
 _DISPLAY_DOLLARS = re.compile(r"\$\$(.+?)\$\$", re.S)
-_INLINE_DOLLARS = re.compile(r"(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<!\s)\$(?![\w$])")
+# inline: may wrap onto the next source line (not across a blank line); "$Q = K = V = $" (a
+# trailing space before the closing dollar) is still math
+_INLINE_DOLLARS = re.compile(r"(?<![\\$\w])\$(?!\s)((?:[^$\n]|\n(?![ \t]*\n))+?)\$(?![\w$])")
+# the table of contents of a notebook page repeats its headings, TeX included
+_TOC_LABEL = re.compile(r'(<span class="md-ellipsis">)(.*?)(</span>)', re.S)
 _MATHJAX_SCRIPT = re.compile(r"<script[^>]*mathjax[^>]*>\s*</script>", re.I)
 _NB_MARKDOWN = re.compile(
     r'(<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown[^"]*"[^>]*>)(.*?)(</div>)', re.S
@@ -61,6 +65,14 @@ def render_math(page_html: str) -> str:
         return m.group(1) + body + m.group(3)
 
     out = _NB_MARKDOWN.sub(notebook_cell, out)
+    out = _TOC_LABEL.sub(
+        lambda m: (
+            m.group(1)
+            + _INLINE_DOLLARS.sub(lambda d: _mathml(d.group(1), False), m.group(2))
+            + m.group(3)
+        ),
+        out,
+    )
     return _MATHJAX_SCRIPT.sub("", out)
 
 
