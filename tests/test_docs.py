@@ -48,7 +48,11 @@ plugins:
       handlers:
         python:
           paths: [{root}/src]
-          options: {{docstring_style: google, show_root_heading: true}}
+          options:
+            docstring_style: google
+            show_root_heading: true
+            show_source: true
+            docstring_options: {{warn_unknown_params: false, warn_missing_types: false}}
 """
 
 
@@ -63,6 +67,8 @@ def build_subset(tmp_path: Path) -> Path:
     (docs / "index.md").write_text(INDEX.format(nb=NOTEBOOK))
     (tmp_path / "mkdocs.yml").write_text(CONFIG.format(root=ROOT, nb=NOTEBOOK))
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "EXPLORE_ATTENTION_QUICK": "1"}
+    # conftest sets MPLBACKEND=Agg for the tests; a notebook kernel inheriting it draws no figures
+    env.pop("MPLBACKEND", None)
     mkdocs = Path(sys.executable).with_name("mkdocs")
     proc = subprocess.run(
         [str(mkdocs), "build"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
