@@ -13,6 +13,15 @@ from explore_attention.tasks import compare
 from explore_attention.tasks.synthetic import make_task
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_synthetic_tasks() -> None:
     g = torch.Generator().manual_seed(0)
     src, tgt = synthetic.sample("reverse", 8, min_len=2, max_len=6, generator=g)

@@ -9,6 +9,16 @@ from explore_attention import train as tr
 from explore_attention.decoding import beam_search, greedy, reorder_state
 from explore_attention.models.seq2seq import ATTENTIONS, Seq2Seq
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 ATOL, RTOL = 1e-5, 1e-4  # float32 row of DESIGN §6
 
 
@@ -61,7 +71,7 @@ def test_decoding_greedy_and_beam() -> None:
     def logp(row: torch.Tensor, h: list[int]) -> float:
         ids = torch.tensor([[1, *h, 2]])
         lp = torch.log_softmax(m(row[None], ids[:, :-1]), -1)
-        return float(lp[0].gather(1, ids[0, 1:, None]).sum())
+        return float(lp[0].gather(1, ids[0, 1:, None]).sum().detach())
 
     # a wider beam never finds a worse complete hypothesis than greedy (length-normalised)
     b4 = beam_search(m, src[:1], beam=4, max_len=6, alpha=0.0)[0]

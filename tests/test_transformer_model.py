@@ -10,6 +10,16 @@ from explore_attention import train as tr
 from explore_attention.decoding import beam_search, greedy
 from explore_attention.models.transformer import Transformer
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 ATOL, RTOL = 1e-5, 1e-4
 
 
