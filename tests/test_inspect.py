@@ -122,7 +122,7 @@ def test_token_label_mismatch_and_batches(minilm):
         capture(model, ids, tokens=["a", "b"])
     with pytest.raises(ValueError, match="batch size 1"):
         capture(model, ids.repeat(2, 1), tok)
-    with pytest.raises(ValueError, match="without tokenizer"):
+    with pytest.raises(ValueError, match="without a tokenizer"):
         capture(model, ids)
     with pytest.raises(ValueError, match="tokenizer"):
         capture(model, "hello")
@@ -171,6 +171,46 @@ def _reference_weights(model, ids, memory=None):
                 crosses.append(w[0])
                 x = x + o
     return torch.stack(selfs), (torch.stack(crosses) if crosses else None)
+
+
+def test_encoder_decoder_labels_without_tokenizer():
+    """A tiny random BART: each kind of attention equals the model's own output, labelled by
+    ``tokens=`` / ``key_tokens=`` alone (no tokenizer needed)."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    torch.manual_seed(0)
+    cfg = BartConfig(
+        vocab_size=50,
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=32,
+        attn_implementation="eager",
+    )
+    model = BartForConditionalGeneration(cfg).eval()
+    src, tgt = torch.tensor([[5, 6, 7, 8, 2]]), torch.tensor([[2, 9, 10]])
+    inputs = {"input_ids": src, "decoder_input_ids": tgt}
+    src_labels, tgt_labels = ["a", "b", "c", "d", "</s>"], ["<s>", "x", "y"]
+    with torch.no_grad():
+        out = model(**inputs, output_attentions=True)
+    for kind, expected, q_labels, k_labels in [
+        ("self", out.encoder_attentions, src_labels, src_labels),
+        ("causal", out.decoder_attentions, tgt_labels, tgt_labels),
+        ("cross", out.cross_attentions, tgt_labels, src_labels),
+    ]:
+        labels = dict(key_tokens=src_labels) if kind == "self" else dict(tokens=tgt_labels)
+        if kind == "cross":
+            labels["key_tokens"] = src_labels
+        trace = capture(model, inputs, kind=kind, **labels)
+        assert trace.kind == kind
+        assert (trace.tokens, trace.key_tokens) == (q_labels, k_labels)
+        torch.testing.assert_close(trace.attentions, torch.stack([a[0] for a in expected]))
+    with pytest.raises(ValueError, match="key_tokens=\\[...\\] \\(5 labels\\)"):
+        capture(model, inputs, kind="cross", tokens=tgt_labels)
 
 
 def test_own_model_self_attention_via_hooks():

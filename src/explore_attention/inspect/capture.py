@@ -132,6 +132,19 @@ def _check_labels(name: str, labels: Sequence[str] | None, n: int) -> list[str] 
     return [str(t) for t in labels]
 
 
+def _labels(name: str, given: Sequence[str] | None, ids: list[int], tokenizer: Any) -> list[str]:
+    """``given`` checked against ``ids``, else the tokenizer's strings for ``ids``."""
+    labels = _check_labels(name, given, len(ids))
+    if labels is not None:
+        return labels
+    if tokenizer is None:
+        raise ValueError(
+            f"token ids were given without a tokenizer: pass tokenizer=... or {name}=[...] "
+            f"({len(ids)} labels)"
+        )
+    return _ids_to_tokens(ids, tokenizer)
+
+
 def _as_ids(x: Tensor, name: str = "input_ids") -> Tensor:
     if x.dim() == 1:
         x = x.unsqueeze(0)  # (1, L)
@@ -213,11 +226,8 @@ def _capture_hf(
             f"the input has {len(ids)} tokens but the model accepts at most {limit}; shorten "
             "the text"
         )
-    enc_tokens = _check_labels("tokens", tokens, len(ids)) if family != "encoder-decoder" else None
-    if enc_tokens is None:
-        if tokenizer is None:
-            raise ValueError("token ids were given without tokenizer or tokens=[...] to label them")
-        enc_tokens = _ids_to_tokens(ids, tokenizer)
+    if family != "encoder-decoder":
+        enc_tokens = _labels("tokens", tokens, ids, tokenizer)
 
     device = next(model.parameters()).device
     inputs = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in inputs.items()}
@@ -244,22 +254,18 @@ def _capture_hf(
             raise ValueError("an encoder-decoder needs decoder_input_ids in the inputs dict")
         dec_ids = _as_ids(inputs["decoder_input_ids"], "decoder_input_ids")[0].tolist()
         trace_kind = kind or "self"
-        src_tokens = _check_labels("key_tokens", key_tokens, len(ids))
-        if src_tokens is None:
-            src_tokens = _ids_to_tokens(ids, tokenizer) if tokens is None else None
-        dec_tokens = _check_labels("tokens", tokens, len(dec_ids)) if trace_kind != "self" else None
-        if dec_tokens is None and trace_kind != "self":
-            dec_tokens = _ids_to_tokens(dec_ids, tokenizer)
-        if trace_kind == "self":
+        if trace_kind == "self":  # encoder self-attention: tokens= labels the source
+            src_tokens = _labels(
+                "tokens", tokens if key_tokens is None else key_tokens, ids, tokenizer
+            )
             atts, q_tokens, k_tokens = out.encoder_attentions, src_tokens, src_tokens
-            if q_tokens is None:
-                q_tokens = k_tokens = _check_labels("tokens", tokens, len(ids))
-        elif trace_kind == "causal":
-            atts, q_tokens, k_tokens = out.decoder_attentions, dec_tokens, dec_tokens
         else:
-            atts, q_tokens, k_tokens = out.cross_attentions, dec_tokens, src_tokens
-            if k_tokens is None:
-                k_tokens = _ids_to_tokens(ids, tokenizer)
+            dec_tokens = _labels("tokens", tokens, dec_ids, tokenizer)
+            if trace_kind == "causal":
+                atts, q_tokens, k_tokens = out.decoder_attentions, dec_tokens, dec_tokens
+            else:
+                src_tokens = _labels("key_tokens", key_tokens, ids, tokenizer)
+                atts, q_tokens, k_tokens = out.cross_attentions, dec_tokens, src_tokens
     if atts is None or any(a is None for a in atts):
         raise ValueError(
             f"{type(model).__name__} returned no attention weights even with eager attention"
