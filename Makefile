@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-export MPLBACKEND := Agg
 # Short training runs in notebooks and tests (notebooks read it; users unset it for full runs).
 TEST_ENV := EXPLORE_ATTENTION_QUICK=1
+# Two pytest workers on two cores: one intra-op thread each, or OpenMP oversubscribes.
+TEST_THREADS := OMP_NUM_THREADS=1
 DEBS := chromium espeak-ng sox
 PORT ?= 7860
 
-.PHONY: debs setup demo test test-fast lint format lab bench docs docs-serve clean
+.PHONY: debs setup demo test test-fast lint format lab bench results docs docs-serve clean
 
 setup: $(STAMP) debs
 
@@ -37,10 +38,10 @@ demo: setup
 	$(BIN)/explore-attention demo --port $(PORT)
 
 test: setup
-	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbmake --nbmake-timeout=300 tests notebooks
+	$(TEST_ENV) $(TEST_THREADS) $(BIN)/python -m pytest -n 2 --dist loadfile --nbmake --nbmake-timeout=300 tests notebooks
 
 test-fast: setup
-	$(TEST_ENV) $(BIN)/python -m pytest -n 2 -m "not slow" tests
+	$(TEST_ENV) $(TEST_THREADS) $(BIN)/python -m pytest -n 2 -m "not slow" tests
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks docs/hooks
@@ -54,16 +55,26 @@ lab: setup
 	$(BIN)/python -m pip install --quiet jupyterlab
 	$(BIN)/jupyter lab notebooks/
 
+# Speed, memory and approximation quality of every mechanism, the core's error against PyTorch
+# per dtype, and our GPT against the nanoGPT CPU recipe → benchmarks/results/.
 bench: setup
 	MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=131072 OMP_NUM_THREADS=2 \
 	  $(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.accuracy_core
+	$(BIN)/python -m benchmarks.gpt_nanogpt --steps 1000 --threads 1
+
+# The measured results the docs quote (shipped checkpoints; several minutes) → docs/results/.
+results: setup
+	$(BIN)/python -m explore_attention.tasks.translation_report --out docs/results/
+	$(BIN)/python -m explore_attention.tasks.compare --out docs/results/
 
 # The site executes every notebook (short runs) and the papers' reproductions while it builds.
+DOCS_ENV := $(TEST_ENV) NO_MKDOCS_2_WARNING=1
 docs: setup
-	$(TEST_ENV) $(BIN)/mkdocs build --strict
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict
 
 docs-serve: setup
-	$(TEST_ENV) $(BIN)/mkdocs serve
+	$(DOCS_ENV) $(BIN)/mkdocs serve
 
 clean:
 	rm -rf $(VENV) attention-out site .pytest_cache
