@@ -52,7 +52,7 @@ plugins:
             docstring_style: google
             show_root_heading: true
             show_source: true
-            docstring_options: {{warn_unknown_params: false, warn_missing_types: false}}
+            docstring_options: {{warn_missing_types: false}}
 """
 
 

@@ -63,7 +63,11 @@ def differential_attention(
     \operatorname{softmax}(Q_2K_2^\top\alpha))V` on the (B, H, L, D) layout.
 
     Args:
-        q1, q2: ``(B, H, Lq, d)``; k1, k2: ``(B, Hkv, Lk, d)``; v: ``(B, Hkv, Lk, Dv)``.
+        q1: ``(B, H, Lq, d)``, the first map's queries.
+        k1: ``(B, Hkv, Lk, d)``, the first map's keys.
+        q2: ``(B, H, Lq, d)``, the second map's queries.
+        k2: ``(B, Hkv, Lk, d)``, the second map's keys.
+        v: ``(B, Hkv, Lk, Dv)``, shared by both maps.
         lam: :math:`\lambda`, a float or a tensor broadcastable to ``(B, H, 1, 1)`` (one per head).
         mask_mod: applied to both maps (e.g. ``masks.causal``).
         scale: default :math:`1/\sqrt d`.

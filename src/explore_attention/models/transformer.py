@@ -70,9 +70,13 @@ class Transformer(nn.Module):
     """Encoder-decoder Transformer.
 
     Args:
-        src_vocab / tgt_vocab: vocabulary sizes (0 = PAD, 1 = BOS, 2 = EOS).
-        d_model: model width. num_heads: attention heads. num_layers: encoder = decoder depth.
-        d_ff: feed-forward width (default ``4 * d_model``). max_len: longest sequence.
+        src_vocab: source vocabulary size (0 = PAD, 1 = BOS, 2 = EOS).
+        tgt_vocab: target vocabulary size (same special ids).
+        d_model: model width.
+        num_heads: attention heads.
+        num_layers: encoder = decoder depth.
+        d_ff: feed-forward width (default ``4 * d_model``).
+        max_len: longest sequence.
         dropout: dropout on attention weights and feed-forward outputs.
     """
 
