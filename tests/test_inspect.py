@@ -209,7 +209,7 @@ def test_encoder_decoder_labels_without_tokenizer():
         assert trace.kind == kind
         assert (trace.tokens, trace.key_tokens) == (q_labels, k_labels)
         torch.testing.assert_close(trace.attentions, torch.stack([a[0] for a in expected]))
-    with pytest.raises(ValueError, match="key_tokens=\\[...\\] \\(5 labels\\)"):
+    with pytest.raises(ValueError, match=r"key_tokens=\[\.\.\.\] \(5 labels\)"):
         capture(model, inputs, kind="cross", tokens=tgt_labels)
 
 

@@ -21,4 +21,6 @@ def test_notebook_is_stripped_and_thin(path: Path):
     for i, cell in enumerate(code):
         assert not cell.get("outputs"), f"{path.name}: code cell {i} has outputs; strip them"
         assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count"
-    assert any("explore_attention" in c.source for c in code), f"{path.name} must import the library"
+    assert any("explore_attention" in c.source for c in code), (
+        f"{path.name} must import the library"
+    )

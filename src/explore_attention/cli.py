@@ -8,7 +8,10 @@ import sys
 
 # subcommand -> (module with add_arguments(parser) and run(args) -> int, help)
 COMMANDS = {
-    "inspect": ("explore_attention.inspect.command", "capture a model's attention, write PNG + JSON"),
+    "inspect": (
+        "explore_attention.inspect.command",
+        "capture a model's attention, write PNG + JSON",
+    ),
     "demo": ("explore_attention.app.command", "start the Attention Explorer web app"),
     "train": ("explore_attention.train", "train one of the project's models"),
 }
@@ -36,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args._module is None:
-        print(f"explore-attention {args.command}: not available ({args._missing} missing)",
-              file=sys.stderr)
+        print(
+            f"explore-attention {args.command}: not available ({args._missing} missing)",
+            file=sys.stderr,
+        )
         return 2
     return int(args._module.run(args) or 0)
 

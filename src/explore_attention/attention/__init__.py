@@ -3,8 +3,20 @@
 Shapes are batch-first: q ``(B, H, Lq, D)``, k ``(B, Hkv, Lk, D)``, v ``(B, Hkv, Lk, Dv)``.
 """
 
-from . import differential, masks, positional, rnn, scores, sinks, sparse  # noqa: F401
-from . import flex, linear, lsh, tiled  # noqa: F401  (tiled/flex register backends)
+# tiled and flex register their backends with attend() when imported
+from . import (  # noqa: F401
+    differential,
+    flex,
+    linear,
+    lsh,
+    masks,
+    positional,
+    rnn,
+    scores,
+    sinks,
+    sparse,
+    tiled,
+)
 from .core import AttentionOutput, attend, masked_softmax, register_backend, repeat_kv
 from .multihead import KVCache, MultiHeadAttention
 
