@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     s = generate_scenes(
         args.scenes, seed=args.seed, config=SceneConfig(canvas=24), required_colour=0
     )
-    from ..tasks.vit import accuracy
+    from ..tasks.common import accuracy
 
     out = {
         "scenes": args.scenes,

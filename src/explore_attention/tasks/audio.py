@@ -10,7 +10,6 @@ Metric: ``test_accuracy`` on the held-out voices.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import torch
@@ -20,14 +19,11 @@ from torch import Tensor, nn
 from ..data.speech import SpeechDigitsConfig, features, load_speech_digits
 from ..models.audio import AudioTransformer, AudioTransformerConfig
 from ..train import Task, TrainConfig
+from .common import accuracy, quick
 
 __all__ = ["accuracy", "make_digits", "shift_frames"]
 
 MAX_SHIFT = 15  # frames (10 ms each) of random time shift in training
-
-
-def _quick() -> bool:
-    return os.environ.get("EXPLORE_ATTENTION_QUICK", "") not in ("", "0")
 
 
 def shift_frames(mel: Tensor, shifts: Tensor) -> Tensor:
@@ -39,19 +35,6 @@ def shift_frames(mel: Tensor, shifts: Tensor) -> Tensor:
     out = mel.gather(2, idx.clamp(0, Fr - 1)[:, None, :].expand(B, M, Fr))  # (B, M, F)
     floor = mel.amin(dim=(1, 2), keepdim=True)  # (B, 1, 1)
     return torch.where(valid[:, None, :], out, floor)
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
-    """Fraction of spectrograms ``x`` that ``model`` labels ``y`` (eval mode, batched)."""
-    was = model.training
-    model.eval()
-    hits = sum(
-        (model(x[i : i + batch_size]).argmax(-1) == y[i : i + batch_size]).sum().item()
-        for i in range(0, len(y), batch_size)
-    )
-    model.train(was)
-    return hits / len(y)
 
 
 def make_digits(
@@ -70,7 +53,7 @@ def make_digits(
     ``small``: use :meth:`SpeechDigitsConfig.small` (16 speakers); default: only under
     ``EXPLORE_ATTENTION_QUICK=1``.
     """
-    small = _quick() if small is None else small
+    small = quick() if small is None else small
     data_cfg = SpeechDigitsConfig.small() if small else SpeechDigitsConfig()
     data_cfg = replace(data_cfg, seed=data_seed)
     train, test = load_speech_digits(data_cfg, root=data_root)
@@ -94,9 +77,9 @@ def make_digits(
     def evaluate(m: nn.Module) -> dict[str, float]:
         return {"test_accuracy": accuracy(m, test_x, test.labels)}
 
-    steps = 100 if _quick() else 1500
+    steps = 100 if quick() else 1500
     defaults = TrainConfig(
-        steps=steps, batch_size=32 if _quick() else 64, lr=2e-3, weight_decay=0.01, warmup=50,
+        steps=steps, batch_size=32 if quick() else 64, lr=2e-3, weight_decay=0.01, warmup=50,
         eval_every=min(100, steps), metric="test_accuracy",
     )  # fmt: skip
     meta = {

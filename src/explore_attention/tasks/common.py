@@ -1,6 +1,9 @@
-"""Pieces every seq2seq task shares: model construction by name, the loss, exact-match scoring."""
+"""Pieces the tasks share: the quick-run switch, classification accuracy, and for seq2seq tasks
+model construction by name, the loss and exact-match scoring."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
@@ -8,7 +11,7 @@ from torch import Tensor, nn
 
 from ..decoding import greedy
 
-__all__ = ["MODELS", "build_model", "exact_match_batches", "seq2seq_loss"]
+__all__ = ["MODELS", "accuracy", "build_model", "exact_match_batches", "quick", "seq2seq_loss"]
 
 PAD = 0
 # model name -> (module:class, fixed keyword arguments)
@@ -21,6 +24,24 @@ MODELS = {
     "luong-concat": ("explore_attention.models.seq2seq:Seq2Seq", {"attention": "luong-concat"}),
     "transformer": ("explore_attention.models.transformer:Transformer", {}),
 }
+
+
+def quick() -> bool:
+    """True when ``EXPLORE_ATTENTION_QUICK=1`` asks for short runs (tests, notebooks in CI)."""
+    return os.environ.get("EXPLORE_ATTENTION_QUICK", "") not in ("", "0")
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
+    """Fraction of inputs ``x`` that ``model`` classifies as ``y`` (eval mode, batched)."""
+    was = model.training
+    model.eval()
+    hits = sum(
+        (model(x[i : i + batch_size]).argmax(-1) == y[i : i + batch_size]).sum().item()
+        for i in range(0, len(y), batch_size)
+    )
+    model.train(was)
+    return hits / len(y)
 
 
 def build_model(name: str, src_vocab: int, tgt_vocab: int, **sizes: int) -> tuple[nn.Module, dict]:

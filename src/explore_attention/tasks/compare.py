@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 
 from ..data import synthetic
 from ..train import TrainConfig, train
-from .common import exact_match_batches
+from .common import exact_match_batches, quick
 from .synthetic import make_task
 
 __all__ = ["MODELS", "Setting", "count_parameters", "match_sizes", "run_comparison", "saved_bytes"]
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="docs/results", help="folder for JSON, markdown and PNG")
     p.add_argument("--steps", type=int, help="override the steps per model")
     args = p.parse_args(argv)
-    setting = QUICK if os.environ.get("EXPLORE_ATTENTION_QUICK") == "1" else Setting()
+    setting = QUICK if quick() else Setting()
     if args.steps:
         setting = Setting(**{**setting.__dict__, "steps": args.steps})
     records = run_comparison(setting)

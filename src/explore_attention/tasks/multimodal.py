@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..data.scenes import COLOURS, SHAPES, SceneBatch, SceneConfig, generate_scenes, patch_masks
 from ..models.multimodal import MultimodalConfig, SceneQA
 from ..train import Task, TrainConfig
-from .vit import quick
+from .common import quick
 
 __all__ = [
     "ANSWERS",

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from pathlib import Path
 
 import torch
 
 from ..data import translation as tr
+from .common import quick
 from .translation import CHECKPOINTS, evaluate_by_length, load_translator, translate
 
 __all__ = ["alignment_figure", "measure"]
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=list(DEFAULT), help="checkpoint names or folders")
     p.add_argument("--limit", type=int, help="examples per split (default: all 2000)")
     args = p.parse_args(argv)
-    if os.environ.get("EXPLORE_ATTENTION_QUICK") == "1" and args.limit is None:
+    if quick() and args.limit is None:
         args.limit = 200
     torch.set_grad_enabled(False)
     results = measure(args.models, args.limit)

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,29 +20,12 @@ from ..data.digits import augment_shift, load_digits_splits
 from ..data.scenes import SHAPES, SceneConfig, generate_scenes
 from ..models.vit import VisionTransformer, ViTConfig
 from ..train import Task, TrainConfig
+from .common import accuracy, quick
 
 __all__ = ["SCENES_CANVAS", "SCENES_PATCH", "accuracy", "make_digits", "make_scenes", "quick"]
 
 SCENES_CANVAS = 24  # scenes are 24×24 pixels
 SCENES_PATCH = 4  # 4×4 patches → a 6×6 grid of 36 patch tokens
-
-
-def quick() -> bool:
-    """True when ``EXPLORE_ATTENTION_QUICK=1`` asks for short runs."""
-    return os.environ.get("EXPLORE_ATTENTION_QUICK", "") not in ("", "0")
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
-    """Fraction of ``x`` that ``model`` classifies as ``y`` (eval mode, batched)."""
-    was = model.training
-    model.eval()
-    hits = sum(
-        (model(x[i : i + batch_size]).argmax(-1) == y[i : i + batch_size]).sum().item()
-        for i in range(0, len(y), batch_size)
-    )
-    model.train(was)
-    return hits / len(y)
 
 
 def make_digits(
