@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 import torch
 
+from explore_attention.app import images
 from explore_attention.app import models as app_models
 from explore_attention.app.server import MAX_CHARS, TraceRequest, compute, create_app
 from explore_attention.inspect import capture, load_model
@@ -162,3 +163,151 @@ def test_cli_parses_demo_arguments():
 
     args = build_parser().parse_args(["demo", "--port", "8123", "--model", "gpt2"])
     assert (args.port, args.host, args.model) == (8123, "127.0.0.1", "gpt2")
+
+
+# --- image models (POST /api/image) --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    """The app on a free port in a thread (HTTP round trips, as a browser makes them)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    th.join(timeout=10)
+
+
+def ckpt(name):
+    return app_models.checkpoints_dir() / name
+
+
+def test_image_models_are_listed(server_url):
+    with urllib.request.urlopen(server_url + "/api/models", timeout=30) as r:
+        listed = {m["id"]: m for m in json.loads(r.read())["models"]}
+    assert listed["default"]["kind"] == "text"
+    for name, kind, what in [
+        ("vit-digits", "vit", "(shipped ViT, image)"),
+        ("vit-scenes", "vit", "(shipped ViT, image)"),
+        ("multimodal-scenes", "multimodal", "(shipped image+text)"),
+    ]:
+        m = listed[str(ckpt(name))]
+        assert m["kind"] == kind and m["label"] == f"{name} {what}"
+
+
+@pytest.mark.parametrize("name,index", [("vit-digits", 5), ("vit-scenes", 2)])
+def test_vit_answer_equals_the_library(server_url, name, index):
+    from explore_attention.data.digits import load_digits_splits
+    from explore_attention.data.scenes import SceneConfig, generate_scenes
+    from explore_attention.explain.pointing_game import patch_relevance, rollout_batch
+    from explore_attention.train import load_checkpoint
+
+    code, res = post(server_url + "/api/image", {"model": str(ckpt(name)), "index": index})
+    assert code == 200, res
+    model, cfg = load_checkpoint(ckpt(name))
+    if name == "vit-digits":
+        d = load_digits_splits(seed=cfg["split_seed"])
+        x, truth = d.test_x[index : index + 1], int(d.test_y[index])
+    else:
+        seed = images.SCENE_SEED_BASE + index
+        s = generate_scenes(1, seed=seed, config=SceneConfig(canvas=24), required_colour=0)
+        x, truth = s.images, int(s.shapes[0, 0])
+    with torch.no_grad():
+        logits, weights = model.forward_with_attentions(x)  # each (1, H, 1 + N, 1 + N)
+        fused = model(x)
+    A = torch.stack([w[0] for w in weights])  # (layers, heads, 1 + N, 1 + N)
+    L, H, n = A.shape[0], A.shape[1], A.shape[-1] - 1
+    g = int(n**0.5)
+    assert (res["num_layers"], res["num_heads"]) == (L, H)
+    assert res["prediction"] == int(fused.argmax()) and res["truth"] == truth
+    torch.testing.assert_close(
+        torch.tensor(res["probabilities"]), torch.softmax(logits[0], -1), atol=1e-6, rtol=0
+    )
+    image = torch.tensor(res["image"], dtype=torch.float32)  # (S, S, 3) 0..255
+    assert image.shape == (x.shape[-1], x.shape[-1], 3)
+    torch.testing.assert_close(
+        image, (x[0].expand(3, -1, -1).permute(1, 2, 0) * 255).round(), atol=0, rtol=0
+    )
+    cls = torch.tensor(res["cls_attention"])  # (layers, heads, G, G)
+    assert cls.shape == (L, H, g, g)
+    torch.testing.assert_close(cls, A[:, :, 0, 1:].reshape(L, H, g, g), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(res["cls_self"]), A[:, :, 0, 0], atol=1e-6, rtol=0)
+    roll = rollout_batch(weights)[0, 0, 1:].reshape(g, g)  # a second rollout implementation
+    torch.testing.assert_close(torch.tensor(res["rollout"]), roll, atol=1e-5, rtol=0)
+    grad = patch_relevance(model, x, "gradient")[0].reshape(g, g)
+    torch.testing.assert_close(torch.tensor(res["gradient"]), grad, atol=1e-5, rtol=1e-4)
+
+
+def test_multimodal_answer_equals_the_model(server_url):
+    from explore_attention.tasks.multimodal import ANSWERS, encode, make_questions
+    from explore_attention.train import load_checkpoint
+
+    model, _ = load_checkpoint(ckpt("multimodal-scenes"))
+    batch = make_questions(1, seed=images.SCENE_SEED_BASE + 4)
+    x = batch.scenes.images  # (1, 3, 24, 24)
+    own = batch.question(0)
+    for question in (None, "where is the BLUE square", own):
+        body = {"model": "multimodal-scenes", "index": 4, "question": question}
+        code, res = post(server_url + "/api/image", body)
+        assert code == 200, res
+        asked = own if question is None else question.lower()
+        words = asked.split()
+        assert res["question"] == asked and res["words"] == words
+        assert res["questions"][0] == own
+        ids = encode(asked)[None]  # (1, L)
+        with torch.no_grad():
+            logits, att = model.forward_with_attentions(x, ids)
+        cross = torch.stack([w[0] for w in att["cross"]])  # (layers, heads, L, 36)
+        got = torch.tensor(res["cross_attention"])  # (layers, heads, L, 6, 6)
+        assert got.shape == (2, 4, len(words), 6, 6)
+        torch.testing.assert_close(got, cross.reshape(2, 4, len(words), 6, 6), atol=1e-6, rtol=0)
+        assert res["prediction"] == int(logits.argmax())
+        if asked == own:
+            assert res["labels"][res["truth"]] == ANSWERS[int(batch.answers[0])]
+
+
+def test_scene_questions_hold_the_generators_question():
+    from explore_attention.tasks.multimodal import ANSWERS, make_questions
+
+    batch = make_questions(60, seed=5)
+    for i in range(60):
+        asked = dict(images.scene_questions(batch.scenes, i))
+        assert asked[batch.question(i)] == ANSWERS[int(batch.answers[i])]
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        ({"model": "vit-nothing"}, "model must be one of the image checkpoints"),
+        ({"model": "vit-digits", "index": 10_000}, "index must be an integer in [0, 358]"),
+        ({"model": "vit-digits", "index": "three"}, "got 'three'"),
+        ({"model": "vit-scenes", "index": -1}, "index must be an integer in [0, 999999]"),
+        ({"model": "vit-digits", "question": "where"}, "question is only for multimodal-scenes"),
+        (
+            {"model": "multimodal-scenes", "question": "where is the <b>pink</b> circle"},
+            "does not know: ['<b>pink</b>']; its vocabulary is ['is', 'the',",
+        ),
+        ({"model": "multimodal-scenes", "question": "is " * 10}, "at most 9 words, got 10"),
+        ({"model": "multimodal-scenes", "question": 7}, "question must be a non-empty string"),
+    ],
+)
+def test_image_bad_input_is_a_400_naming_the_argument(server_url, body, match):
+    code, res = post(server_url + "/api/image", body)
+    assert code == 400 and match in res["error"]
+    code, res = post(server_url + "/api/image", {"model": "vit-digits", "index": 0})
+    assert code == 200 and res["kind"] == "vit"
+
+
+def test_text_endpoint_refuses_an_image_model(cache):
+    with pytest.raises(ValueError, match="is an image model"):
+        compute(TraceRequest(text="hi", model=str(ckpt("vit-digits"))), cache)

@@ -246,3 +246,111 @@ def test_saved_view_of_512_tokens_renders(page, tmp_path):
     page.wait_for_selector(".main-svg", timeout=30_000)
     assert "512 query tokens shown as 128 bins" in page.text_content(".ea-note")
     assert len(tick_texts(page, ".ea-heatmap", "x")) == 128
+
+
+def choose_model(page, name):
+    """Pick the image checkpoint ``name`` in the model list and wait for its maps."""
+    from explore_attention.app.models import checkpoints_dir
+
+    before = page.get_attribute("body", "data-drawn")
+    page.select_option("#model", str(checkpoints_dir() / name))
+    page.wait_for_function(
+        "b => document.body.getAttribute('data-drawn') !== b", arg=before, timeout=60_000
+    )
+
+
+def overlay_z(page, what):
+    sel = f"#image-views .ea-image-plot[data-what='{what}']"
+    return torch.tensor(page.eval_on_selector(sel, "el => el.data[1].z"))
+
+
+def test_app_vit_digits_shows_image_prediction_and_attention(page, app_url):
+    from explore_attention.app.models import checkpoints_dir
+    from explore_attention.data.digits import load_digits_splits
+    from explore_attention.explain import rollout
+    from explore_attention.models.vit_hub import vit_trace
+    from explore_attention.train import load_checkpoint
+
+    page.goto(app_url)
+    page.wait_for_selector("#view-heatmap .main-svg", timeout=60_000)
+    choose_model(page, "vit-digits")
+    assert page.is_hidden("#text-views") and page.is_visible("#image-views")
+    before = page.get_attribute("body", "data-drawn")
+    page.click("#next-image")  # example 0 → 1
+    page.wait_for_function(
+        "b => document.body.getAttribute('data-drawn') !== b", arg=before, timeout=60_000
+    )
+    page.select_option("#layer", "3")
+    page.select_option("#head", "2")
+    model, cfg = load_checkpoint(checkpoints_dir() / "vit-digits")
+    d = load_digits_splits(seed=cfg["split_seed"])
+    x = d.test_x[1]
+    trace = vit_trace(model, x)
+    with torch.no_grad():
+        pred = int(model(x[None]).argmax())
+    assert page.text_content("#prediction").startswith(f"Prediction: {pred} (")
+    assert f"true label: {int(d.test_y[1])}" in page.text_content("#prediction")
+    plots = page.eval_on_selector_all(
+        "#view-image-maps .ea-image-plot", "els => els.map(e => e.getAttribute('data-what'))"
+    )
+    assert plots == ["image", "cls", "rollout", "gradient"]
+    assert page.query_selector_all("#view-image-maps .ea-image-plot .main-svg")
+    shown = page.eval_on_selector(
+        "#image-views .ea-image-plot[data-what='image']", "el => el.data[0].z"
+    )
+    assert torch.tensor(shown).shape == (8, 8, 3)
+    z = overlay_z(page, "cls")
+    torch.testing.assert_close(z, trace.attentions[3, 2, 0, 1:].reshape(4, 4), atol=1e-5, rtol=0)
+    roll = overlay_z(page, "rollout")
+    torch.testing.assert_close(roll, rollout(trace)[0, 1:].reshape(4, 4), atol=1e-5, rtol=0)
+    assert page.dialogs == [] and page.errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-vit-digits.png"), full_page=True)
+
+
+def test_app_multimodal_shows_a_map_per_word(page, app_url):
+    from explore_attention.app.images import SCENE_SEED_BASE
+    from explore_attention.app.models import checkpoints_dir
+    from explore_attention.inspect import capture
+    from explore_attention.tasks.multimodal import encode, make_questions
+    from explore_attention.train import load_checkpoint
+
+    page.goto(app_url)
+    page.wait_for_selector("#view-heatmap .main-svg", timeout=60_000)
+    choose_model(page, "multimodal-scenes")
+    own = make_questions(1, seed=SCENE_SEED_BASE).question(0)
+    assert page.input_value("#question-select") == own
+    # a typed question; the maps are this question's, mean of heads in layer 1
+    before = page.get_attribute("body", "data-drawn")
+    page.fill("#question-text", "where is the red circle")
+    page.click("#run")
+    page.wait_for_function(
+        "b => document.body.getAttribute('data-drawn') !== b", arg=before, timeout=60_000
+    )
+    page.select_option("#layer", "1")
+    page.select_option("#head", "mean")
+    words = ["where", "is", "the", "red", "circle"]
+    titles = page.eval_on_selector_all(
+        "#view-words .ea-image-plot .gtitle", "t => t.map(e => e.textContent)"
+    )
+    assert titles == [f"\u201c{w}\u201d" for w in words]
+    model, _ = load_checkpoint(checkpoints_dir() / "multimodal-scenes")
+    x = make_questions(1, seed=SCENE_SEED_BASE).scenes.images
+    ids = encode(" ".join(words))[None]  # (1, L)
+    trace = capture(model, (x, ids), tokens=words, key_tokens=model.patch_tokens, kind="cross")
+    for i in range(len(words)):
+        z = page.eval_on_selector(f"#view-words [data-word='{i}']", "el => el.data[1].z")
+        want = trace.attentions[1, :, i].mean(0).reshape(6, 6)
+        torch.testing.assert_close(torch.tensor(z), want, atol=1e-5, rtol=0)
+    assert page.text_content("#prediction").startswith("Prediction: ")
+    # an unknown word: a message naming it, listing the vocabulary; the page keeps working
+    page.fill("#question-text", "where is the <img src=x onerror=alert(1)>")
+    page.click("#run")
+    page.wait_for_selector("#message.error", timeout=30_000)
+    msg = page.text_content("#message")
+    assert "['<img', 'src=x', 'onerror=alert(1)>']" in msg
+    assert "'circle', 'square', 'triangle'" in msg
+    assert page.query_selector("img") is None
+    assert page.dialogs == [] and page.errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-multimodal.png"), full_page=True)

@@ -23,14 +23,18 @@ def checkpoints_dir() -> Path:
 
 
 def available_models() -> list[dict[str, str]]:
-    """``[{"id": ..., "label": ...}]``: the default first, then shipped checkpoints."""
+    """``[{"id", "label", "kind": "text"}]``: the default first, then shipped HF checkpoints.
+
+    (The image checkpoints are listed by :func:`explore_attention.app.images.image_models`.)
+    """
     from ..inspect import DEFAULT_MODEL_NAME
 
-    out = [{"id": DEFAULT_ID, "label": f"{DEFAULT_MODEL_NAME} (bundled, encoder)"}]
+    out = [{"id": DEFAULT_ID, "label": f"{DEFAULT_MODEL_NAME} (bundled, encoder)", "kind": "text"}]
     root = checkpoints_dir()
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if is_hf_folder(p)):
-            out.append({"id": str(folder), "label": f"{folder.name} (shipped checkpoint)"})
+            label = f"{folder.name} (shipped checkpoint)"
+            out.append({"id": str(folder), "label": label, "kind": "text"})
     return out
 
 

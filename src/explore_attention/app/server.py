@@ -7,18 +7,21 @@ explanation (attention rollout, flow, or Chefer et al.'s gradient relevance for 
 :mod:`explore_attention.explain`) when asked. Every
 failure — empty text, text over the model's limit, a model that cannot be loaded — comes back as
 ``{"error": message}`` with status 400, which the page shows; the server keeps serving.
+``POST /api/image`` does the same for the shipped image models (:mod:`.images`).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
+from . import images
 from .models import DEFAULT_ID, ModelCache, available_models
 
 __all__ = ["MAX_CHARS", "MAX_FLOW_TOKENS", "TraceRequest", "compute", "create_app"]
@@ -44,6 +47,7 @@ def page_html() -> str:
     scripts = (
         f"<style>{vhtml.STYLE}</style>\n<script>{vhtml.plotly_js()}</script>\n"
         f"<script>{vhtml.views_js()}</script>\n"
+        f"<script>{static.joinpath('images.js').read_text('utf-8')}</script>\n"
         f"<script>{static.joinpath('app.js').read_text('utf-8')}</script>"
     )
     return page.replace("<!--SCRIPTS-->", scripts)
@@ -63,6 +67,11 @@ def compute(req: TraceRequest, cache: ModelCache) -> dict[str, Any]:
         )
     if req.explain not in EXPLANATIONS:
         raise ValueError(f"explain must be one of {EXPLANATIONS}, got {req.explain!r}")
+    if images.image_task(Path(req.model.strip() or ".")) is not None:
+        raise ValueError(
+            f"{req.model!r} is an image model: choose it in the model list (the page then asks "
+            "POST /api/image)"
+        )
     with cache.lock:
         model, tokenizer = cache.get(req.model)
         try:
@@ -165,8 +174,14 @@ def create_app(default_model: str | None = None, *, preload: bool = False) -> Fa
     """The FastAPI application. ``default_model`` (a name or folder) is listed first."""
     app = FastAPI(title="Attention Explorer", docs_url=None, redoc_url=None, openapi_url=None)
     cache = ModelCache()
+    store = images.ImageModels()
     default_id = default_model or DEFAULT_ID
-    if preload:
+    image_default = images.lookup(default_model) if default_model else None
+    if image_default is not None:
+        default_id = str(image_default[0])
+        if preload:
+            store.get(image_default[0])
+    elif preload:
         cache.get(default_id)
 
     @app.get("/", response_class=HTMLResponse)
@@ -183,15 +198,23 @@ def create_app(default_model: str | None = None, *, preload: bool = False) -> Fa
 
     @app.get("/api/models")
     def models() -> dict[str, Any]:
-        listed = available_models()
+        listed = available_models() + images.image_models()
         if default_id != DEFAULT_ID and all(m["id"] != default_id for m in listed):
-            listed.insert(0, {"id": default_id, "label": f"{default_id} (--model)"})
+            kind = "text" if image_default is None else images.IMAGE_TASKS[image_default[1]]
+            listed.insert(0, {"id": default_id, "label": f"{default_id} (--model)", "kind": kind})
         return {"default": default_id, "models": listed}
 
     @app.post("/api/trace")
     def trace(req: TraceRequest) -> JSONResponse:
         try:
             return JSONResponse(compute(req, cache))
+        except ValueError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+
+    @app.post("/api/image")
+    def image(req: images.ImageRequest) -> JSONResponse:
+        try:
+            return JSONResponse(images.compute_image(req, store))
         except ValueError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
 
