@@ -311,3 +311,11 @@ def test_image_bad_input_is_a_400_naming_the_argument(server_url, body, match):
 def test_text_endpoint_refuses_an_image_model(cache):
     with pytest.raises(ValueError, match="is an image model"):
         compute(TraceRequest(text="hi", model=str(ckpt("vit-digits"))), cache)
+
+
+def test_demo_model_option_may_name_an_image_checkpoint():
+    app = create_app("vit-digits", preload=True)
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/api/models")
+    listed = route.endpoint()
+    assert listed["default"] == str(ckpt("vit-digits"))
+    assert sum(m["id"] == listed["default"] for m in listed["models"]) == 1

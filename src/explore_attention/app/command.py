@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="model shown first: a hub name or a local folder (default: bundled all-MiniLM-L6-v2)",
+        help="model shown first: a hub name, a local folder, or an image checkpoint such as "
+        "vit-digits (default: bundled all-MiniLM-L6-v2)",
     )
 
 
