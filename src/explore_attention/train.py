@@ -24,8 +24,6 @@ import importlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +31,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .checkpointing import load_checkpoint, load_optimizer, save_checkpoint
 
 __all__ = [
     "TASKS",
@@ -111,93 +111,6 @@ def get_task(name: str, *, seed: int = 0, **options: Any) -> Task:
     module, fn = TASKS[name].split(":")
     torch.manual_seed(seed)
     return getattr(importlib.import_module(module), fn)(**options)
-
-
-# ------------------------------------------------------------------ checkpoints
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], list]:
-    sd = opt.state_dict()
-    flat = {
-        f"{i}.{k}": (v if isinstance(v, Tensor) else torch.tensor(v)).detach().cpu().contiguous()
-        for i, st in sd["state"].items()
-        for k, v in st.items()
-    }
-    return flat, sd["param_groups"]
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, flat: dict[str, Tensor], groups: list) -> None:
-    state: dict[int, dict[str, Tensor]] = {}
-    for key, v in flat.items():
-        i, k = key.split(".", 1)
-        state.setdefault(int(i), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: nn.Module,
-    config: dict,
-    *,
-    optimizer: torch.optim.Optimizer | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write ``model.safetensors`` + ``config.json`` (+ ``optimizer.safetensors``) atomically.
-
-    Everything is written to a temporary sibling folder that is then renamed into place, so a
-    crash never leaves a half-written checkpoint. An existing ``path`` raises
-    ``FileExistsError`` unless ``overwrite=True``.
-    """
-    from safetensors.torch import save_file, save_model
-
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"checkpoint {path} exists; pass overwrite=True (--overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        save_model(model, str(tmp / "model.safetensors"))  # handles tied weights
-        config = dict(config)
-        if optimizer is not None:
-            flat, groups = _optimizer_tensors(optimizer)
-            save_file(flat, str(tmp / "optimizer.safetensors"))
-            config["optimizer_param_groups"] = groups
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return path
-
-
-def _model_class(spec: str) -> type:
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def load_checkpoint(
-    path: str | Path, *, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict]:
-    """Rebuild a model saved by :func:`save_checkpoint`; return ``(model, config)``."""
-    from safetensors.torch import load_model
-
-    path = Path(path)
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file() or not (path / "model.safetensors").is_file():
-        raise FileNotFoundError(
-            f"{path} is not a checkpoint (needs config.json + model.safetensors)"
-        )
-    config = json.loads(cfg_file.read_text())
-    model = _model_class(config["model_class"])(**config["model_config"])
-    load_model(model, str(path / "model.safetensors"), device=str(device))
-    return model.to(device).eval(), config
 
 
 # ------------------------------------------------------------------ the loop
@@ -289,7 +202,7 @@ def train(
         saved = json.loads((out / "config.json").read_text())
         load_model(model, str(out / "model.safetensors"), device=str(dev))
         flat = load_file(str(out / "optimizer.safetensors"), device=str(dev))
-        _load_optimizer(opt, flat, saved["optimizer_param_groups"])
+        load_optimizer(opt, flat, saved["optimizer_param_groups"])
         start, history = saved["step"], saved["history"]
     elif out is not None and out.exists() and not overwrite and rank == 0:
         raise FileExistsError(f"checkpoint {out} exists; pass overwrite=True or resume=True")
