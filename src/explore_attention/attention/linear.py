@@ -121,12 +121,24 @@ def _by_head_groups(fn, dtype: torch.dtype, *tensors: Tensor) -> Tensor:
     return out
 
 
+def _exclusive_prefix_sum(x: Tensor) -> Tensor:
+    """``out[:, :, c] = Σ_{c' < c} x[:, :, c']`` along dim 2, as a running sum: one small add
+    per chunk is cheaper on a CPU than ``cumsum`` along a non-innermost dimension."""
+    out = torch.empty_like(x)
+    run = torch.zeros_like(x[:, :, 0])
+    for c in range(x.shape[2]):
+        out[:, :, c] = run
+        run += x[:, :, c]
+    return out
+
+
 def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     r"""Numerator and denominator of causal linear attention in chunks of ``CHUNK``.
 
     For chunk :math:`c`: :math:`\text{num}_c = (\Phi_{Q,c}\Phi_{K,c}^\top \odot M)V_c +
     \Phi_{Q,c} S_{<c}` with :math:`S_{<c} = \sum_{c' < c} \Phi_{K,c'}^\top V_{c'}` (an exclusive
-    prefix sum over chunks) and :math:`M` the causal mask inside the chunk.
+    prefix sum over chunks) and :math:`M` the causal mask inside the chunk. The denominator is
+    the same sum with :math:`V` replaced by ones, so it rides along as an extra value column.
     """
     B, H, Lq, M = phi_q.shape
     Lk, Dv = phi_k.shape[2], v.shape[-1]
@@ -141,23 +153,19 @@ def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor) -> tuple[Tensor, Tenso
     C = min(CHUNK, max(L, 1))
     n = math.ceil(L / C)
     pad = n * C - L
-    fq, fk, vv = (F.pad(t, (0, 0, 0, pad)) for t in (phi_q, phi_k, v))
+    v1 = F.pad(v, (0, 1), value=1.0)  # [V | 1]  (B, H, L, Dv + 1)
+    fq, fk, vv = (F.pad(t, (0, 0, 0, pad)) for t in (phi_q, phi_k, v1))  # padded rows are 0
     fq = fq.view(B, H, n, C, M)  # (B, H, n, C, M)
     fk = fk.view(B, H, n, C, M)
-    vv = vv.view(B, H, n, C, Dv)  # (B, H, n, C, Dv)
-    # per-chunk states Φ_Kᵀ V (B, H, n, M, Dv) and Σ φ(k) (B, H, n, M); exclusive prefix sums
-    kv = torch.einsum("bhncm,bhncd->bhnmd", fk, vv)
-    z = fk.sum(3)
-    kv_prev = kv.cumsum(2) - kv
-    z_prev = z.cumsum(2) - z
-    tri = torch.ones(C, C, dtype=torch.bool, device=fq.device).tril()  # (C, C) j ≤ i
-    a = torch.einsum("bhnim,bhnjm->bhnij", fq, fk).masked_fill(~tri, 0.0)  # (B, H, n, C, C)
-    num = torch.einsum("bhnij,bhnjd->bhnid", a, vv) + torch.einsum(
+    vv = vv.view(B, H, n, C, Dv + 1)  # (B, H, n, C, Dv + 1)
+    # per-chunk states Φ_Kᵀ [V | 1] (B, H, n, M, Dv + 1) and their exclusive prefix sums
+    kv_prev = _exclusive_prefix_sum(torch.einsum("bhncm,bhncd->bhnmd", fk, vv))
+    a = torch.einsum("bhnim,bhnjm->bhnij", fq, fk).tril_()  # (B, H, n, C, C) keys j ≤ i
+    out = torch.einsum("bhnij,bhnjd->bhnid", a, vv) + torch.einsum(
         "bhncm,bhnmd->bhncd", fq, kv_prev
-    )
-    den = a.sum(-1) + torch.einsum("bhncm,bhnm->bhnc", fq, z_prev)  # (B, H, n, C)
-    num = num.reshape(B, H, n * C, Dv)[:, :, :L]  # (B, H, L, Dv)
-    den = den.reshape(B, H, n * C, 1)[:, :, :L]  # (B, H, L, 1)
+    )  # (B, H, n, C, Dv + 1)
+    out = out.reshape(B, H, n * C, Dv + 1)[:, :, :L]  # (B, H, L, Dv + 1)
+    num, den = out[..., :Dv], out[..., Dv:]  # (B, H, L, Dv), (B, H, L, 1)
     if off > 0:
         num, den = num[:, :, off:], den[:, :, off:]
     elif off < 0:  # the first −off queries see no key: output 0
