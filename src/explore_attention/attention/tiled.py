@@ -241,7 +241,9 @@ def _row(
                 s4 = score_mod(s4, b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
             if st == PARTIAL:
                 keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
-                s4 = s4.masked_fill(~keep, float("-inf"))
+                # in place when nothing is recorded for autograd (out of place copies the tile)
+                fill = s4.masked_fill if grad else s4.masked_fill_
+                s4 = fill(~keep, float("-inf"))
                 vj = _zero_dead_keys(vj, keep, B, H)
             s = s4.reshape(s.shape)
         # m_new = max(m, rowmax(S_ij)); shift by 0 where the row is still all -inf
