@@ -58,8 +58,7 @@ lab: setup
 # Speed, memory and approximation quality of every mechanism, the core's error against PyTorch
 # per dtype, and our GPT against the nanoGPT CPU recipe → benchmarks/results/.
 bench: setup
-	MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=131072 OMP_NUM_THREADS=2 \
-	  $(BIN)/python -m benchmarks.run
+	OMP_NUM_THREADS=2 $(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.accuracy_core
 	$(BIN)/python -m benchmarks.gpt_nanogpt --steps 1000 --threads 1
 
