@@ -54,6 +54,22 @@ def test_matches_quadratic_form_forward_and_backward(causal, Lq, Lk):
         assert_close(a, b, **F64)
 
 
+@pytest.mark.parametrize("super_chunks", [1, 2])
+@pytest.mark.parametrize(("Lq", "Lk"), [(150, 150), (40, 150), (150, 40)])
+def test_causal_state_carried_across_passes(monkeypatch, super_chunks, Lq, Lk):
+    """Several passes of SUPER_CHUNKS chunks (3 chunks of 64 here) equal the quadratic form."""
+    from explore_attention.attention import linear
+
+    monkeypatch.setattr(linear, "SUPER_CHUNKS", super_chunks)
+    q, k, v = qkv(1, 2, 2, Lq, Lk, 5, 3)
+    out = linear_attention(q, k, v, causal=True).output
+    ref, _ = quadratic(q, k, v, True)
+    assert_close(out, ref, **F64)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
+        assert_close(a, b, **F64)
+
+
 def test_implied_weights_rows_sum_to_one_and_reproduce_output():
     q, k, v = qkv(1, 2, 2, 33, 33, 4, 4)
     res = linear_attention(q, k, v, causal=True, return_weights=True)

@@ -47,6 +47,7 @@ __all__ = [
 
 EPS = 1e-6  # guards the normaliser φ(q)ᵀ Σ φ(k)
 CHUNK = 64  # rows per chunk of the causal prefix-sum form
+SUPER_CHUNKS = 32  # chunks per pass of the causal form (bounds its temporaries)
 
 
 def elu_feature_map(x: Tensor) -> Tensor:
@@ -121,15 +122,16 @@ def _by_head_groups(fn, dtype: torch.dtype, *tensors: Tensor) -> Tensor:
     return out
 
 
-def _exclusive_prefix_sum(x: Tensor) -> Tensor:
-    """``out[:, :, c] = Σ_{c' < c} x[:, :, c']`` along dim 2, as a running sum: one small add
-    per chunk is cheaper on a CPU than ``cumsum`` along a non-innermost dimension."""
+def _exclusive_prefix_sum(x: Tensor, start: Tensor) -> tuple[Tensor, Tensor]:
+    """``out[:, :, c] = start + Σ_{c' < c} x[:, :, c']`` along dim 2, and the total
+    ``start + Σ_c x[:, :, c]``. A running sum: one small add per chunk is cheaper on a CPU than
+    ``cumsum`` along a non-innermost dimension."""
     out = torch.empty_like(x)
-    run = torch.zeros_like(x[:, :, 0])
+    run = start.clone()
     for c in range(x.shape[2]):
         out[:, :, c] = run
         run += x[:, :, c]
-    return out
+    return out, run
 
 
 def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -158,12 +160,19 @@ def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor) -> tuple[Tensor, Tenso
     fq = fq.view(B, H, n, C, M)  # (B, H, n, C, M)
     fk = fk.view(B, H, n, C, M)
     vv = vv.view(B, H, n, C, Dv + 1)  # (B, H, n, C, Dv + 1)
-    # per-chunk states Φ_Kᵀ [V | 1] (B, H, n, M, Dv + 1) and their exclusive prefix sums
-    kv_prev = _exclusive_prefix_sum(torch.einsum("bhncm,bhncd->bhnmd", fk, vv))
-    a = torch.einsum("bhnim,bhnjm->bhnij", fq, fk).tril_()  # (B, H, n, C, C) keys j ≤ i
-    out = torch.einsum("bhnij,bhnjd->bhnid", a, vv) + torch.einsum(
-        "bhncm,bhnmd->bhncd", fq, kv_prev
-    )  # (B, H, n, C, Dv + 1)
+    # SUPER_CHUNKS chunks per pass, carrying S (the sum over all earlier chunks) from pass to
+    # pass: the temporaries stay a fixed size, so time and memory grow linearly with L.
+    state = fq.new_zeros(B, H, M, Dv + 1)  # S = Σ Φ_Kᵀ [V | 1] over the chunks done so far
+    out = fq.new_empty(B, H, n, C, Dv + 1)
+    for s0 in range(0, n, SUPER_CHUNKS):
+        s1 = min(n, s0 + SUPER_CHUNKS)
+        q_, k_, v_ = fq[:, :, s0:s1], fk[:, :, s0:s1], vv[:, :, s0:s1]  # (B, H, s, C, ·)
+        # per-chunk states Φ_Kᵀ [V | 1] (B, H, s, M, Dv + 1) → S_{<c}
+        kv_prev, state = _exclusive_prefix_sum(torch.einsum("bhncm,bhncd->bhnmd", k_, v_), state)
+        a = torch.einsum("bhnim,bhnjm->bhnij", q_, k_).tril_()  # (B, H, s, C, C) keys j ≤ i
+        out[:, :, s0:s1] = torch.einsum("bhnij,bhnjd->bhnid", a, v_) + torch.einsum(
+            "bhncm,bhnmd->bhncd", q_, kv_prev
+        )  # (B, H, s, C, Dv + 1)
     out = out.reshape(B, H, n * C, Dv + 1)[:, :, :L]  # (B, H, L, Dv + 1)
     num, den = out[..., :Dv], out[..., Dv:]  # (B, H, L, Dv), (B, H, L, 1)
     if off > 0:
