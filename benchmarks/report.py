@@ -136,7 +136,7 @@ def _malloc_line(env: dict) -> str:
         "glibc malloc fixed with `mallopt`: during the warm-up call (memory) mmap threshold "
         f"{mem['mmap_threshold'] // 1024} KiB and trim threshold {mem['trim_threshold'] // 1024}"
         " KiB, so freed blocks leave the process and the peak counts only that call; during the "
-        f"timed calls mmap threshold {tim['mmap_threshold'] // 2**20} MiB and trim threshold "
+        "timed calls no block is mmap'd and the trim threshold is "
         f"{tim['trim_threshold'] // 2**20} MiB, so freed blocks are reused as in a steady loop."
     )
 

@@ -10,8 +10,8 @@ on the threads ``OMP_NUM_THREADS`` gives (``make bench`` sets 2), it records per
   the resident size before it — real bytes touched, whoever allocates them;
 * **the allocator**, fixed per phase with glibc's ``mallopt``: during the warm-up call blocks
   over 64 KiB are mmap'd and returned at ``free`` (:data:`MEMORY_MALLOC`), so the peak counts
-  only that call; during the timed calls freed blocks stay in the heap for reuse
-  (:data:`TIMING_MALLOC`), as in any steady loop — otherwise every large temporary of a
+  only that call; during the timed calls nothing is mmap'd and freed blocks stay in the heap for
+  reuse (:data:`TIMING_MALLOC`), as in any steady loop — otherwise every large temporary of a
   pure-PyTorch kernel pays fresh page faults that a fused C++ kernel never sees;
 * **error**: max |Δ| against SDPA for exact methods; for approximations RMS(approx − exact) /
   RMS(v) against the exact attention they approximate (Performer vs SDPA; LSH vs exact
@@ -49,22 +49,26 @@ WINDOW = 256
 PERFORMER_FEATURES = 256
 LSH_HASHES, LSH_BUCKET = 2, 64
 REFERENCE_MAX_L = 4096  # the reference backend materialises (B, H, L, L) several times
-# glibc mallopt parameters and the two settings (bytes)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MEMORY_MALLOC = {"mmap_threshold": 64 * 1024, "trim_threshold": 128 * 1024}
-TIMING_MALLOC = {"mmap_threshold": 32 * 1024 * 1024, "trim_threshold": 1024 * 1024 * 1024}
+# glibc mallopt parameters and the two settings (bytes; mmap_max = how many blocks may be mmap'd)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+MEMORY_MALLOC = {"mmap_threshold": 64 * 1024, "trim_threshold": 128 * 1024, "mmap_max": 65536}
+TIMING_MALLOC = {"mmap_threshold": 32 * 1024 * 1024, "trim_threshold": 2**30, "mmap_max": 0}
 
 
-def _set_malloc(mmap_threshold: int, trim_threshold: int) -> bool:
-    """Fix glibc malloc's thresholds (and return freed heap memory first); False elsewhere."""
+def _set_malloc(mmap_threshold: int, trim_threshold: int, mmap_max: int) -> bool:
+    """Fix glibc malloc's settings (after returning freed heap memory); False elsewhere."""
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim(0)
-        return bool(
-            libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
-            and libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)
+        return all(
+            libc.mallopt(param, value)
+            for param, value in (
+                (M_MMAP_MAX, mmap_max),
+                (M_MMAP_THRESHOLD, mmap_threshold),
+                (M_TRIM_THRESHOLD, trim_threshold),
+            )
         )
     except (OSError, AttributeError):
         return False
