@@ -12,7 +12,8 @@ re-associated (Katharopoulos et al. 2020, "Transformers are RNNs", arXiv:2006.16
 so the cost is O(L·D·Dv) instead of O(L²·D). Causal attention keeps prefix sums
 :math:`S_i = \sum_{j\le i} \phi(k_j) v_j^\top`, :math:`z_i = \sum_{j \le i} \phi(k_j)` (Eq. 10–12);
 we compute them chunk by chunk: inside a chunk the masked quadratic form, across chunks the
-carried state — O(L·C·D) time, O(L/C·D·Dv) memory, no O(L²) anywhere.
+carried state, streamed over the sequence in passes of a few chunks — O(L·C·D) time, temporaries
+of a fixed size, no O(L²) anywhere.
 
 * **linear attention**: :math:`\phi(x) = \operatorname{elu}(x) + 1` (Eq. 7).
 * **Performer FAVOR+** (Choromanski et al. 2020, arXiv:2009.14794, Lemma 1 / Eq. 7): positive
@@ -29,6 +30,7 @@ attention matrix :math:`A_{ij} = \phi(q_i)^\top\phi(k_j) / \sum_{j'} \phi(q_i)^\
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -93,9 +95,8 @@ def _output(phi_q: Tensor, phi_k: Tensor, v: Tensor, causal: bool) -> Tensor:
         z = phi_k.sum(2)
         num = torch.einsum("bhlm,bhmd->bhld", phi_q, kv)  # (B, H, Lq, Dv)
         den = torch.einsum("bhlm,bhm->bhl", phi_q, z).unsqueeze(-1)  # (B, H, Lq, 1)
-    else:
-        num, den = _causal_sums(phi_q, phi_k, v)
-    return num / (den + EPS)
+        return num / (den + EPS)
+    return _causal_output(phi_q, phi_k, v)
 
 
 def _by_head_groups(fn, dtype: torch.dtype, *tensors: Tensor) -> Tensor:
@@ -134,53 +135,51 @@ def _exclusive_prefix_sum(x: Tensor, start: Tensor) -> tuple[Tensor, Tensor]:
     return out, run
 
 
-def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Numerator and denominator of causal linear attention in chunks of ``CHUNK``.
+def _causal_output(
+    q: Tensor, k: Tensor, v: Tensor, feature_map: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
+    r"""Causal linear attention ``(B, H, Lq, Dv)`` (Eq. 10–12), streamed over the keys.
 
-    For chunk :math:`c`: :math:`\text{num}_c = (\Phi_{Q,c}\Phi_{K,c}^\top \odot M)V_c +
-    \Phi_{Q,c} S_{<c}` with :math:`S_{<c} = \sum_{c' < c} \Phi_{K,c'}^\top V_{c'}` (an exclusive
-    prefix sum over chunks) and :math:`M` the causal mask inside the chunk. The denominator is
-    the same sum with :math:`V` replaced by ones, so it rides along as an extra value column.
+    Keys are taken in passes of ``SUPER_CHUNKS`` chunks of ``CHUNK`` rows, carrying the running
+    state :math:`S = \sum_{j} \phi(k_j)[v_j \mid 1]^\top` from pass to pass. Within a pass, chunk
+    :math:`c` gets :math:`(\Phi_{Q,c}\Phi_{K,c}^\top \odot M)[V_c \mid 1] + \Phi_{Q,c} S_{<c}`
+    (:math:`M` the causal mask inside the chunk, :math:`S_{<c}` an exclusive prefix sum): the
+    numerator, with the denominator riding along as the value column of ones. ``feature_map``
+    (if given) is applied to each pass's slice of ``q`` and ``k``, so every temporary has a fixed
+    size and time and memory grow linearly with L.
     """
-    B, H, Lq, M = phi_q.shape
-    Lk, Dv = phi_k.shape[2], v.shape[-1]
-    # Bottom-right alignment: query i sits at key position i + Lk − Lq. Pad queries on the
-    # left (Lq < Lk) so both axes line up, or drop keys-less queries (Lq > Lk → output 0).
-    off = Lk - Lq
-    if off > 0:
-        phi_q = F.pad(phi_q, (0, 0, off, 0))
-    elif off < 0:
-        phi_q = phi_q[:, :, -off:]
-    L = Lk
-    C = min(CHUNK, max(L, 1))
-    n = math.ceil(L / C)
-    pad = n * C - L
-    v1 = F.pad(v, (0, 1), value=1.0)  # [V | 1]  (B, H, L, Dv + 1)
-    fq, fk, vv = (F.pad(t, (0, 0, 0, pad)) for t in (phi_q, phi_k, v1))  # padded rows are 0
-    fq = fq.view(B, H, n, C, M)  # (B, H, n, C, M)
-    fk = fk.view(B, H, n, C, M)
-    vv = vv.view(B, H, n, C, Dv + 1)  # (B, H, n, C, Dv + 1)
-    # SUPER_CHUNKS chunks per pass, carrying S (the sum over all earlier chunks) from pass to
-    # pass: the temporaries stay a fixed size, so time and memory grow linearly with L.
-    state = fq.new_zeros(B, H, M, Dv + 1)  # S = Σ Φ_Kᵀ [V | 1] over the chunks done so far
-    out = fq.new_empty(B, H, n, C, Dv + 1)
-    for s0 in range(0, n, SUPER_CHUNKS):
-        s1 = min(n, s0 + SUPER_CHUNKS)
-        q_, k_, v_ = fq[:, :, s0:s1], fk[:, :, s0:s1], vv[:, :, s0:s1]  # (B, H, s, C, ·)
-        # per-chunk states Φ_Kᵀ [V | 1] (B, H, s, M, Dv + 1) → S_{<c}
-        kv_prev, state = _exclusive_prefix_sum(torch.einsum("bhncm,bhncd->bhnmd", k_, v_), state)
-        a = torch.einsum("bhnim,bhnjm->bhnij", q_, k_).tril_()  # (B, H, s, C, C) keys j ≤ i
-        out[:, :, s0:s1] = torch.einsum("bhnij,bhnjd->bhnid", a, v_) + torch.einsum(
-            "bhncm,bhnmd->bhncd", q_, kv_prev
-        )  # (B, H, s, C, Dv + 1)
-    out = out.reshape(B, H, n * C, Dv + 1)[:, :, :L]  # (B, H, L, Dv + 1)
-    num, den = out[..., :Dv], out[..., Dv:]  # (B, H, L, Dv), (B, H, L, 1)
-    if off > 0:
-        num, den = num[:, :, off:], den[:, :, off:]
-    elif off < 0:  # the first −off queries see no key: output 0
-        num = F.pad(num, (0, 0, -off, 0))
-        den = F.pad(den, (0, 0, -off, 0))
-    return num, den
+    B, H, Lq, _ = q.shape
+    Lk, Dv = k.shape[2], v.shape[-1]
+    phi = feature_map or (lambda x: x)
+    out = v.new_zeros(B, H, Lq, Dv)
+    off = Lk - Lq  # query i sits at key position i + off (bottom-right alignment)
+    C, P = CHUNK, CHUNK * SUPER_CHUNKS  # rows per chunk, keys per pass
+    state = None  # (B, H, M, Dv + 1)
+    for k0 in range(0, Lk, P):
+        k1 = min(Lk, k0 + P)
+        n, pad = math.ceil((k1 - k0) / C), -(k1 - k0) % C
+        q0, q1 = max(0, k0 - off), k1 - off  # queries at key positions [k0, k1)
+        fk = phi(k[:, :, k0:k1])  # (B, H, p, M)
+        if state is None:
+            state = fk.new_zeros(B, H, fk.shape[-1], Dv + 1)
+        # query rows aligned with the pass's keys: zeros stand in for positions < off
+        fq = F.pad(
+            phi(q[:, :, q0:q1]) if q1 > 0 else fk[:, :, :0], (0, 0, k1 - k0 - max(q1 - q0, 0), pad)
+        )
+        fk = F.pad(fk, (0, 0, 0, pad)).view(B, H, n, C, -1)  # (B, H, n, C, M)
+        fq = fq.view(B, H, n, C, -1)
+        vv = F.pad(F.pad(v[:, :, k0:k1], (0, 1), value=1.0), (0, 0, 0, pad))  # [V | 1], 0 rows
+        vv = vv.view(B, H, n, C, Dv + 1)  # (B, H, n, C, Dv + 1)
+        # per-chunk states Φ_Kᵀ [V | 1] (B, H, n, M, Dv + 1) → S_{<c}
+        kv_prev, state = _exclusive_prefix_sum(torch.einsum("bhncm,bhncd->bhnmd", fk, vv), state)
+        a = torch.einsum("bhnim,bhnjm->bhnij", fq, fk).tril_()  # (B, H, n, C, C) keys j ≤ i
+        o = torch.einsum("bhnij,bhnjd->bhnid", a, vv) + torch.einsum(
+            "bhncm,bhnmd->bhncd", fq, kv_prev
+        )  # (B, H, n, C, Dv + 1)
+        if q1 > q0:
+            o = o.reshape(B, H, n * C, Dv + 1)[:, :, k1 - k0 - (q1 - q0) : k1 - k0]
+            out[:, :, q0:q1] = o[..., :Dv] / (o[..., Dv:] + EPS)
+    return out  # queries that see no key (Lq > Lk) stay 0
 
 
 def linear_attention(
@@ -206,8 +205,13 @@ def linear_attention(
         )
 
     def heads(q_: Tensor, k_: Tensor, v_: Tensor) -> Tensor:
+        if causal:  # features computed pass by pass
+            dtype = v_.dtype
+            if dtype in (torch.float16, torch.bfloat16):  # accumulate sums in float32
+                q_, k_, v_ = q_.float(), k_.float(), v_.float()
+            return _causal_output(q_, k_, v_, elu_feature_map).to(dtype)
         phi_q, phi_k = elu_feature_map(q_), elu_feature_map(k_)
-        return linear_attention_from_features(phi_q, phi_k, v_, causal=causal).output
+        return linear_attention_from_features(phi_q, phi_k, v_).output
 
     return AttentionOutput(_by_head_groups(heads, v.dtype, q, k, v), None)
 
