@@ -142,3 +142,15 @@ def test_shipped_model_grounds_its_words() -> None:
     assert g["grounding"] >= 2 * g["grounding_chance"], g
     assert g["grounding_where"] >= 4 * g["grounding_chance"], g
     assert g["where_accuracy"] >= 0.8, g
+
+
+def test_scene_questions_hold_the_generators_question():
+    """scene_questions (used by the app) lists every question make_questions asks, with its
+    answer, and nothing ambiguous: where-questions clear of the midlines, relations ≥ 2 px."""
+    from explore_attention.tasks.multimodal import ANSWERS, make_questions, scene_questions
+
+    batch = make_questions(60, seed=5)
+    for i in range(60):
+        asked = dict(scene_questions(batch.scenes, i))
+        assert asked[batch.question(i)] == ANSWERS[int(batch.answers[i])]
+        assert all(a in ANSWERS for a in asked.values())

@@ -42,7 +42,6 @@ __all__ = [
     "image_models",
     "image_task",
     "lookup",
-    "scene_questions",
 ]
 
 # checkpoint task -> what the page shows ("vit": one image classifier, "multimodal": words → image)
@@ -226,42 +225,6 @@ def _vit(model: Any, cfg: dict[str, Any], task: str, name: str, req: ImageReques
     }
 
 
-def scene_questions(scenes: Any, i: int) -> list[tuple[str, str]]:
-    """Every question about scene ``i`` that the ``multimodal-scenes`` generator could ask.
-
-    Same rules as :func:`explore_attention.tasks.multimodal.make_questions`: "where is the …"
-    when the object's box centre is at least 1.5 pixels from both midlines; "is the … left of /
-    right of / above / below the …" along an axis where the two centres differ by at least 2
-    pixels. Returns ``[(question, answer)]``.
-    """
-    from ..data.scenes import COLOURS, SHAPES
-
-    colours = list(COLOURS)
-    K = scenes.shapes.shape[1]
-    names = [f"{colours[scenes.colours[i, k]]} {SHAPES[scenes.shapes[i, k]]}" for k in range(K)]
-    mid = scenes.images.shape[-1] / 2
-    centres = ((scenes.boxes[i, :, :2] + scenes.boxes[i, :, 2:]).float() / 2).tolist()  # x, y
-    out = []
-    for k, (cx, cy) in enumerate(centres):
-        if min(abs(cx - mid), abs(cy - mid)) >= 1.5:
-            where = ("bottom " if cy > mid else "top ") + ("right" if cx > mid else "left")
-            out.append((f"where is the {names[k]}", where))
-    for a in range(K):
-        for b in range(K):
-            if a == b:
-                continue
-            dx = centres[a][0] - centres[b][0]
-            dy = centres[a][1] - centres[b][1]
-            pairs = []
-            if abs(dx) >= 2:
-                pairs += [("left of", dx < 0), ("right of", dx > 0)]
-            if abs(dy) >= 2:
-                pairs += [("above", dy < 0), ("below", dy > 0)]
-            for rel, truth in pairs:
-                out.append((f"is the {names[a]} {rel} the {names[b]}", "yes" if truth else "no"))
-    return out
-
-
 def _words(question: Any) -> list[str]:
     from ..tasks.multimodal import MAX_LEN, VOCAB
 
@@ -283,7 +246,7 @@ def _words(question: Any) -> list[str]:
 
 def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -> dict:
     from ..inspect import capture
-    from ..tasks.multimodal import ANSWERS, encode, make_questions
+    from ..tasks.multimodal import ANSWERS, encode, make_questions, scene_questions
 
     i = _index(req.index, NUM_SCENES, SCENE_WHAT)
     batch = make_questions(1, seed=SCENE_SEED_BASE + i)

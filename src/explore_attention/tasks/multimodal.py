@@ -41,6 +41,9 @@ __all__ = [
     "grounding",
     "make_questions",
     "make_task",
+    "quadrant",
+    "relations",
+    "scene_questions",
 ]
 
 RELATIONS = ("left of", "right of", "above", "below")
@@ -87,6 +90,47 @@ class QuestionBatch:
         return " ".join(decode(self.ids[i]))
 
 
+def quadrant(cx: float, cy: float, mid: float) -> str | None:
+    """The "where" answer for a box centre ``(cx, cy)``, or None when it is within 1.5 pixels
+    of a midline (too close to call, so never asked)."""
+    if min(abs(cx - mid), abs(cy - mid)) < 1.5:
+        return None
+    return ("bottom " if cy > mid else "top ") + ("right" if cx > mid else "left")
+
+
+def relations(dx: float, dy: float) -> list[tuple[str, bool]]:
+    """``[(relation, truth)]`` askable of an object whose centre is ``(dx, dy)`` from another's:
+    only along an axis where the centres differ by at least 2 pixels."""
+    out = []
+    if abs(dx) >= 2:
+        out += [("left of", dx < 0), ("right of", dx > 0)]
+    if abs(dy) >= 2:
+        out += [("above", dy < 0), ("below", dy > 0)]
+    return out
+
+
+def scene_questions(scenes: SceneBatch, i: int) -> list[tuple[str, str]]:
+    """Every ``(question, answer)`` about scene ``i`` that :func:`make_questions` could ask."""
+    colours = list(COLOURS)
+    K = scenes.shapes.shape[1]
+    names = [f"{colours[scenes.colours[i, k]]} {SHAPES[scenes.shapes[i, k]]}" for k in range(K)]
+    mid = scenes.images.shape[-1] / 2
+    centres = ((scenes.boxes[i, :, :2] + scenes.boxes[i, :, 2:]).float() / 2).tolist()  # x, y
+    out = []
+    for k, (cx, cy) in enumerate(centres):
+        where = quadrant(cx, cy, mid)
+        if where is not None:
+            out.append((f"where is the {names[k]}", where))
+    for a in range(K):
+        for b in range(K):
+            if a != b:
+                dx, dy = centres[a][0] - centres[b][0], centres[a][1] - centres[b][1]
+                for rel, truth in relations(dx, dy):
+                    q = f"is the {names[a]} {rel} the {names[b]}"
+                    out.append((q, "yes" if truth else "no"))
+    return out
+
+
 def make_questions(
     n: int, seed: int = 0, config: SceneConfig | None = None, *, where_fraction: float = 0.5
 ) -> QuestionBatch:
@@ -116,25 +160,20 @@ def make_questions(
         a, b = torch.randperm(cfg.num_objects, generator=g)[:2].tolist()
         cx, cy = centres[i, a].tolist()
         ask_where = bool(torch.rand(1, generator=g) < where_fraction)
-        if ask_where and min(abs(cx - mid), abs(cy - mid)) >= 1.5:
+        where = quadrant(cx, cy, mid)
+        if ask_where and where is not None:
             words = ["where", "is", "the", *name(a)]
             ids[i, : len(words)] = encode(" ".join(words))
-            quadrant = ("bottom " if cy > mid else "top ") + ("right" if cx > mid else "left")
-            answers[i] = ANSWERS.index(quadrant)
+            answers[i] = ANSWERS.index(where)
             referents[i] = torch.tensor([a, a])
             nouns[i] = torch.tensor([4, 4])
             named[i, 1] = False
             continue
         dx, dy = (centres[i, a] - centres[i, b]).tolist()
-        axes = [ax for ax, d in (("x", dx), ("y", dy)) if abs(d) >= 2]
-        axis = axes[int(torch.randint(len(axes), (1,), generator=g))]
-        flip = bool(torch.randint(2, (1,), generator=g))
-        if axis == "x":
-            rel = "right of" if flip else "left of"
-            truth = (dx > 0) if flip else (dx < 0)
-        else:
-            rel = "below" if flip else "above"
-            truth = (dy > 0) if flip else (dy < 0)
+        options = relations(dx, dy)  # per axis: (negative-side, positive-side) relation
+        axes = [options[j : j + 2] for j in range(0, len(options), 2)]
+        pair = axes[int(torch.randint(len(axes), (1,), generator=g))]
+        rel, truth = pair[int(torch.randint(2, (1,), generator=g))]
         words = ["is", "the", *name(a), *rel.split(), "the", *name(b)]
         ids[i, : len(words)] = encode(" ".join(words))
         answers[i] = int(truth)
