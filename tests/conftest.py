@@ -65,3 +65,17 @@ def tiny_gpt2_dir(tmp_path_factory) -> str:
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=len(tok), n_positions=32, n_embd=16, n_layer=3, n_head=2)
     return _save_tiny(tmp_path_factory.mktemp("tiny_gpt2"), GPT2LMHeadModel(cfg).eval(), tok)
+
+
+def _devices() -> list[str]:
+    """Every device this machine can run on: the CPU always, then CUDA / MPS where present."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+# Parametrise device-agnostic tests with this: @pytest.mark.parametrize("device", DEVICES)
+DEVICES = _devices()
