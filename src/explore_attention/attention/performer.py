@@ -90,9 +90,11 @@ def favor_features(x: Tensor, omega: Tensor) -> tuple[Tensor, Tensor]:
     """
     m = omega.shape[0]
     wx = torch.einsum("bhld,md->bhlm", x, omega.to(x.dtype))  # (B, H, L, m)
-    logits = wx - (x * x).sum(-1, keepdim=True) / 2  # log(√m φ(x))  (B, H, L, m)
-    c = logits.amax(-1).detach()  # (B, H, L)
-    return torch.exp(logits - c.unsqueeze(-1)) / math.sqrt(m), c
+    sq = (x * x).sum(-1, keepdim=True) / 2  # (B, H, L, 1)
+    c = (wx.amax(-1, keepdim=True) - sq).detach()  # max_r log(√m φ_r)  (B, H, L, 1)
+    # log φ̂ = ωx − ‖x‖²/2 − c − ½ log m, every (B, H, L, 1) term in one shift: a single pass
+    # over the (B, H, L, m) features
+    return torch.exp(wx - (sq + c + 0.5 * math.log(m))), c.squeeze(-1)
 
 
 def performer_attention(
