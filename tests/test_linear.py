@@ -7,7 +7,12 @@ import torch
 from torch.testing import assert_close
 
 from explore_attention.attention import masks
-from explore_attention.attention.linear import EPS, elu_feature_map, linear_attention
+from explore_attention.attention.linear import (
+    EPS,
+    elu_feature_map,
+    linear_attention,
+    linear_attention_from_features,
+)
 
 F64 = {"atol": 1e-10, "rtol": 1e-7}
 
@@ -142,3 +147,13 @@ def test_weights_are_returned_by_default():
     """Mechanisms default to return_weights=True, like attend (docs/design.md, Vocabulary)."""
     q, k, v = qkv(1, 2, 2, 5, 5, 3, 3)
     assert linear_attention(q, k, v).weights.shape == (1, 2, 5, 5)
+
+
+def test_features_function_checks_its_inputs():
+    q, k, v = (t.detach() for t in qkv(1, 2, 1, 4, 4, 3, 3))
+    with pytest.raises(ValueError, match="same heads"):
+        linear_attention_from_features(q, k, v)
+    k2 = k.repeat(1, 2, 1, 1)
+    v2 = v.repeat(1, 2, 1, 1)
+    with pytest.raises(ValueError, match=r"key_log_scale must have shape \(B, H, Lk\)"):
+        linear_attention_from_features(q, k2, v2, key_log_scale=torch.zeros(1, 2, 3))

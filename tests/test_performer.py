@@ -242,3 +242,23 @@ def test_bad_input():
         performer_attention(q, k, v, num_features=4, generator=3)
     with pytest.raises(NotImplementedError, match=r"Performer attention supports .*masks\.causal"):
         performer_attention(q, k, v, num_features=4, mask_mod=masks.sliding_window(2))
+
+
+def test_threaded_head_groups_give_the_same_numbers():
+    """Without autograd on several threads, heads run in parallel groups (each with its slice
+    of the key log-scales): the same numbers as one thread."""
+    q, k, v = (t.repeat(1, 3, 1, 1) for t in data(L=150))  # 6 heads
+    kw = {"num_features": 32, "return_weights": False}
+    for mask_mod in (None, masks.causal):
+        ref = performer_attention(
+            q, k, v, mask_mod=mask_mod, generator=torch.Generator().manual_seed(2), **kw
+        ).output
+        torch.set_num_threads(2)
+        try:
+            with torch.no_grad():
+                out = performer_attention(
+                    q, k, v, mask_mod=mask_mod, generator=torch.Generator().manual_seed(2), **kw
+                ).output
+        finally:
+            torch.set_num_threads(1)
+        assert_close(out, ref, **F64)

@@ -78,8 +78,19 @@ def linear_attention_from_features(
     the result for query :math:`i` never depends on a later key — not even through
     :math:`\epsilon`.
     """
+    check_qkv(phi_q, phi_k, v)
     causal = causal_only(mask_mod, "linear attention")
     check_bool("return_weights", return_weights)
+    if phi_k.shape[1] != phi_q.shape[1]:
+        raise ValueError(
+            f"phi_q and phi_k must have the same heads (repeat_kv first): phi_q "
+            f"{tuple(phi_q.shape)}, phi_k {tuple(phi_k.shape)}"
+        )
+    if key_log_scale is not None and key_log_scale.shape != phi_k.shape[:3]:
+        raise ValueError(
+            f"key_log_scale must have shape (B, H, Lk) = {tuple(phi_k.shape[:3])}, got "
+            f"{tuple(key_log_scale.shape)}"
+        )
     dtype = v.dtype
     if dtype in (torch.float16, torch.bfloat16):  # accumulate sums in float32
         phi_q, phi_k, v = phi_q.float(), phi_k.float(), v.float()
