@@ -23,7 +23,7 @@ def test_lambda_init_schedule():
     assert lambda_init(1) == pytest.approx(0.2)
     for layer in (2, 5, 12):
         assert lambda_init(layer) == pytest.approx(0.8 - 0.6 * math.exp(-0.3 * (layer - 1)))
-    with pytest.raises(ValueError, match="layer_index must be an int >= 1"):
+    with pytest.raises(ValueError, match="layer_index must be >= 1"):
         lambda_init(0)
 
 

@@ -165,7 +165,7 @@ def test_cache_capacity_and_shape_errors():
     assert cache.length == 0
     with pytest.raises(ValueError, match="the cache holds"):
         m(torch.randn(2, 1, E), cache=cache)  # batch 2 into a batch-1 cache
-    with pytest.raises(ValueError, match="capacity must be a positive int"):
+    with pytest.raises(ValueError, match="capacity must be >= 1"):
         KVCache.empty(1, 1, 0, 4)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from . import masks
 from .core import MaskMod, attend
 
@@ -55,8 +56,7 @@ class KVCache:
             ("capacity", capacity),
             ("head_dim", head_dim),
         ):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
+            check_int(name, val)
         shape = (batch_size, num_kv_heads, capacity, head_dim)
         z = torch.zeros(shape, dtype=dtype, device=device)
         return cls(z, z.clone())
