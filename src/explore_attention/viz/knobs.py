@@ -225,8 +225,8 @@ def tile_block_size(block_size: int = 4, L: int = 32) -> Any:
 
 def rope_base(base: float = 10000.0, *, dim: int = 32, L: int = 64) -> Any:
     r"""RoPE's score between two identical all-ones vectors at distance :math:`i - j`, for this
-    ``base`` (Su et al. 2021, §3.4.3 "long-term decay"): a larger base turns the pairs more
-    slowly, so the score decays over longer distances."""
+    ``base`` (Su et al. 2021, §3.3 "long-term decay", proved in §3.4.3): a larger base turns
+    the pairs more slowly, so the score decays over longer distances."""
     from .diagrams import rope_scores
 
     base = _positive_float("base", base)
