@@ -83,6 +83,17 @@ def differential_attention(
             f"k1 {tuple(k1.shape)} vs k2 {tuple(k2.shape)}"
         )
     if isinstance(lam, Tensor):
+        B, H = q1.shape[:2]
+        try:  # (H,) would broadcast against Dv, not the heads
+            want = (B, H, 1, 1)
+            fits = lam.dim() <= 4 and torch.broadcast_shapes(lam.shape, want) == want
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"lam must be a scalar or broadcastable to (B, H, 1, 1) = ({B}, {H}, 1, 1), got "
+                f"shape {tuple(lam.shape)}; for one λ per head pass lam.view(1, {H}, 1, 1)"
+            )
         lam = lam.to(q1.dtype)
     elif not isinstance(lam, (int, float)) or isinstance(lam, bool):
         raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
