@@ -15,6 +15,8 @@ from typing import Any
 
 _EXPORTS = {
     "capture": ".capture",
+    "classify_heads": ".head_types",
+    "HeadTypes": ".head_types",
     "DEFAULT_MODEL_NAME": ".loading",
     "default_model_path": ".loading",
     "load_model": ".loading",
