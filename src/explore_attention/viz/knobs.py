@@ -116,7 +116,7 @@ def performer_error(num_features: int, *, L: int = 32, D: int = 16, seed: int = 
     """Mean absolute difference between Performer's implied weights (``num_features`` orthogonal
     random features, seeded) and exact softmax weights on a seeded ``(L, D)`` example."""
     from ..attention import attend
-    from ..attention.linear import performer_attention
+    from ..attention.performer import performer_attention
 
     check_int("num_features", num_features)
     q, k, v = _example(L, D, seed)
@@ -133,7 +133,7 @@ def performer_features(num_features: int = 16, *, L: int = 32, D: int = 16) -> A
     :math:`r` random features: its implied weights beside the exact ones, and the error at
     every slider value (it shrinks roughly as :math:`1/\sqrt r`)."""
     from ..attention import attend
-    from ..attention.linear import performer_attention
+    from ..attention.performer import performer_attention
 
     check_int("num_features", num_features)
     q, k, v = _example(L, D, 0)
