@@ -28,14 +28,15 @@ def test_forward_shapes_weights_and_backends_agree():
     model = AudioTransformer(n_mels=12, max_frames=30, d_model=32, num_heads=4, num_layers=2)
     model.eval()
     mel = torch.randn(3, 12, 29)
-    logits, weights = model.forward_with_attentions(mel)
+    out = model(mel, return_weights=True)
+    logits, weights = out.logits, out.attentions["encoder"]
     assert logits.shape == (3, 10) and len(weights) == 2
     assert weights[0].shape == (3, 4, 1 + math.ceil(29 / 2), 1 + math.ceil(29 / 2))
     torch.testing.assert_close(weights[1].sum(-1), torch.ones(3, 4, 16))
     # The fused SDPA path (no weights) computes the same logits as the reference path.
-    torch.testing.assert_close(model(mel), logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model(mel).logits, logits, atol=1e-5, rtol=1e-4)
     # Each clip is classified on its own: batch composition does not matter.
-    torch.testing.assert_close(model(mel[1:2]), logits[1:2], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model(mel[1:2]).logits, logits[1:2], atol=1e-5, rtol=1e-4)
     trace = model.trace(mel[0])
     assert trace.kind == "self" and trace.tokens[:2] == ["[CLS]", "0.00s"]
     assert trace.attentions.shape == (2, 4, 16, 16)

@@ -287,7 +287,7 @@ def test_app_vit_digits_shows_image_prediction_and_attention(page, app_url):
     x = d.test_x[1]
     trace = vit_trace(model, x)
     with torch.no_grad():
-        pred = int(model(x[None]).argmax())
+        pred = int(model(x[None]).logits.argmax())
     assert page.text_content("#prediction").startswith(f"Prediction: {pred} (")
     assert f"true label: {int(d.test_y[1])}" in page.text_content("#prediction")
     plots = page.eval_on_selector_all(

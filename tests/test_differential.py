@@ -97,7 +97,8 @@ def test_module_matches_paper(causal, layer):
     torch.manual_seed(1)
     mod = DifferentialAttention(24, 3, layer_index=layer).double()
     x = torch.randn(2, 7, 24, dtype=torch.float64)
-    out, w = mod(x, masks.causal if causal else None)
+    res = mod(x, masks.causal if causal else None)
+    out, w = res.output, res.weights
     assert out.shape == (2, 7, 24) and w.shape == (2, 3, 7, 7)
     ref = module_formula(mod, x, causal)
     assert_close(out, ref, **F64)

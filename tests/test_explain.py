@@ -10,6 +10,7 @@ from torch import nn
 from explore_attention import explain
 from explore_attention.attention.multihead import MultiHeadAttention
 from explore_attention.inspect.trace import AttentionTrace
+from explore_attention.models.output import ModelOutput
 
 F64 = {"atol": 1e-10, "rtol": 1e-7}
 F32 = {"atol": 1e-5, "rtol": 1e-4}
@@ -128,8 +129,11 @@ class OneLayer(nn.Module):
         super().__init__()
         self.mha = MultiHeadAttention(8, 2)
 
-    def forward(self, x):
-        return self.mha(x)[0]
+    def forward(self, x, *, return_weights=False):
+        a = self.mha(x, return_weights=return_weights)
+        return ModelOutput(
+            a.output, attentions={"encoder": (a.weights,)} if return_weights else None
+        )
 
 
 def test_attention_gradients_of_our_model_match_analytic_gradient():
@@ -137,7 +141,7 @@ def test_attention_gradients_of_our_model_match_analytic_gradient():
     model = OneLayer().double()
     x = torch.randn(1, 5, 8, dtype=torch.float64)
     c = torch.randn(8, dtype=torch.float64)
-    A, G = explain.attention_gradients(model, x, lambda out: (out[0, 0] * c).sum())
+    A, G = explain.attention_gradients(model, x, lambda out: (out.logits[0, 0] * c).sum())
     # out = concat_h(A_h V_h) W_o^T + b, so dS/dA_h[i, j] = [i == 0] (c W_o)_h . V_h[j].
     m = model.mha
     V = (x[0] @ m.v_proj.weight.T + m.v_proj.bias).view(5, 2, 4).transpose(0, 1)  # (H, L, Dh)
@@ -146,7 +150,7 @@ def test_attention_gradients_of_our_model_match_analytic_gradient():
     ref[0, :, 0, :] = torch.einsum("hd,hjd->hj", cw, V)
     torch.testing.assert_close(G, ref.float(), **F32)
     with torch.no_grad():
-        _, w = m(x)
+        w = m(x).weights
     torch.testing.assert_close(A, w.float(), **F32)
 
 

@@ -31,7 +31,7 @@ def one_thread():
 def _model(vocab: int = 50, tie: bool = True) -> GPT:
     torch.manual_seed(0)
     cfg = GPTConfig(
-        vocab_size=vocab, block_size=32, n_layer=2, n_head=4, d_model=32, tie_weights=tie
+        vocab_size=vocab, max_len=32, num_layers=2, num_heads=4, d_model=32, tie_weights=tie
     )
     m = GPT(cfg).eval()
     with torch.no_grad():  # non-trivial LayerNorm gains/biases and projections
@@ -49,7 +49,7 @@ def test_hf_gpt2_computes_our_logits_and_attention(tie: bool) -> None:
     ours = m(x, return_weights=True)
     theirs = hf(x, output_attentions=True)
     torch.testing.assert_close(theirs.logits, ours.logits, **TOL32)
-    for a, b in zip(theirs.attentions, ours.attentions):
+    for a, b in zip(theirs.attentions, ours.attentions["decoder"], strict=True):
         torch.testing.assert_close(a, b, **TOL32)
     assert hf.config.tie_word_embeddings is tie
 
@@ -68,7 +68,7 @@ def test_export_folder_loads_offline_with_auto_classes(tmp_path: Path) -> None:
     back = load_gpt(path)
     torch.testing.assert_close(back(ids).logits, m(ids).logits, atol=0, rtol=0)
     meta = json.loads((path / "explore_attention.json").read_text())
-    assert meta["note"] == "test" and meta["gpt_config"]["vocab_size"] == tok.vocab_size
+    assert meta["note"] == "test" and meta["config"]["vocab_size"] == tok.vocab_size
 
 
 def test_export_refuses_overwrite_and_non_gpt2_models(tmp_path: Path) -> None:
@@ -78,10 +78,10 @@ def test_export_refuses_overwrite_and_non_gpt2_models(tmp_path: Path) -> None:
         export_gpt2(m, tmp_path / "a")
     export_gpt2(m, tmp_path / "a", overwrite=True)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
-    rope = GPT(GPTConfig(vocab_size=10, n_layer=1, positions="rope"))
+    rope = GPT(GPTConfig(vocab_size=10, num_layers=1, positions="rope"))
     with pytest.raises(ValueError, match="positions='rope'"):
         to_gpt2(rope)
-    attn_only = GPT(GPTConfig(vocab_size=10, n_layer=1, mlp_ratio=0))
+    attn_only = GPT(GPTConfig(vocab_size=10, num_layers=1, mlp_ratio=0))
     with pytest.raises(ValueError, match="mlp_ratio=0"):
         to_gpt2(attn_only)
     with pytest.raises(TypeError, match="explore_attention GPT"):
@@ -92,7 +92,7 @@ def test_bpe_export_uses_gpt2_ids(tmp_path: Path) -> None:
     from explore_attention.data.text import gpt2_tokenizer
 
     torch.manual_seed(0)
-    m = GPT(GPTConfig(vocab_size=50257, block_size=16, n_layer=1, n_head=2, d_model=8)).eval()
+    m = GPT(GPTConfig(vocab_size=50257, max_len=16, num_layers=1, num_heads=2, d_model=8)).eval()
     path = export_gpt2(m, tmp_path / "bpe", gpt2_tokenizer())
     hf_tok = AutoTokenizer.from_pretrained(path)
     assert hf_tok("Hello world")["input_ids"] == [15496, 995]

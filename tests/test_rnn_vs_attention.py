@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from explore_attention.data import synthetic
+from explore_attention.models.output import ModelOutput
 from explore_attention.tasks import compare
 from explore_attention.tasks.synthetic import make_task
 
@@ -64,7 +65,7 @@ def test_activation_bytes_count_what_autograd_saves() -> None:
             self.lin = torch.nn.Linear(6, 10, bias=False)
 
         def forward(self, src, tgt_in):
-            return self.lin(self.emb(tgt_in).detach())
+            return ModelOutput(self.lin(self.emb(tgt_in).detach()))
 
     batch = (torch.ones(3, 2, dtype=torch.long), torch.ones(3, 5, dtype=torch.long))
     n = compare.saved_bytes(Probe(), batch)

@@ -157,7 +157,7 @@ def test_checkpoint_atomic_and_no_silent_overwrite(tmp_path: Path, monkeypatch) 
     src = torch.tensor([[3, 4, 5, 6]])
     tgt = torch.tensor([[1, 6, 5, 4, 3]])
     task.model.eval()
-    torch.testing.assert_close(model(src, tgt), task.model(src, tgt))
+    torch.testing.assert_close(model(src, tgt).logits, task.model(src, tgt).logits)
 
 
 def test_short_run_learns_and_stops_early() -> None:
@@ -209,6 +209,6 @@ def test_cli_train(tmp_path: Path, capsys) -> None:
     assert cli.main(argv) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
     _, cfg = tr.load_checkpoint(out)
-    assert cfg["task"] == "copy" and cfg["model_config"]["hidden"] == 8
+    assert cfg["task"] == "copy" and cfg["model_config"]["config"]["hidden"] == 8
     with pytest.raises(FileExistsError):
         cli.main(argv)

@@ -37,9 +37,7 @@ def check_tokens(name: str, tokens: object, length: int | None = None) -> list[s
     out = list(tokens)
     bad = [i for i, t in enumerate(out) if not isinstance(t, str)]
     if bad:
-        raise TypeError(
-            f"{name} must hold strings; item {bad[0]} is {type(out[bad[0]]).__name__}"
-        )
+        raise TypeError(f"{name} must hold strings; item {bad[0]} is {type(out[bad[0]]).__name__}")
     if length is not None and len(out) != length:
         raise ValueError(f"{name} has {len(out)} tokens but the attention has length {length}")
     return out

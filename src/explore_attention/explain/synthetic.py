@@ -19,7 +19,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..attention.core import AttentionOutput
 from ..attention.multihead import MultiHeadAttention
+from ..models.output import ModelOutput
 from .faithfulness import auc, deletion_curve, insertion_curve, top_k_hit
 from .flow import flow
 from .gradient import attention_gradients, gradient_relevance
@@ -72,40 +74,49 @@ class TinyConfig:
 
 
 class _Block(nn.Module):
-    def __init__(self, cfg: TinyConfig) -> None:
+    def __init__(self, config: TinyConfig) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.attn = MultiHeadAttention(cfg.d_model, cfg.num_heads)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
+        c = config
+        self.ln1 = nn.LayerNorm(c.d_model)
+        self.attn = MultiHeadAttention(c.d_model, c.num_heads)
+        self.ln2 = nn.LayerNorm(c.d_model)
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.d_model, 4 * cfg.d_model),
+            nn.Linear(c.d_model, 4 * c.d_model),
             nn.GELU(),
-            nn.Linear(4 * cfg.d_model, cfg.d_model),
+            nn.Linear(4 * c.d_model, c.d_model),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x))[0]
-        return x + self.mlp(self.ln2(x))
+    def forward(self, x: Tensor, return_weights: bool) -> AttentionOutput:
+        a = self.attn(self.ln1(x), return_weights=return_weights)
+        x = x + a.output
+        return AttentionOutput(x + self.mlp(self.ln2(x)), a.weights)
 
 
 class TinyClassifier(nn.Module):
     """Token + position embeddings, pre-norm blocks, a linear read-out of ``[CLS]``."""
 
-    def __init__(self, cfg: TinyConfig) -> None:
+    def __init__(self, config: TinyConfig) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
-        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.num_layers))
-        self.ln = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.num_classes)
+        self.config = c = config
+        self.tok = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos = nn.Embedding(c.max_len, c.d_model)
+        self.blocks = nn.ModuleList(_Block(c) for _ in range(c.num_layers))
+        self.ln = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.num_classes)
 
-    def forward(self, ids: Tensor) -> Tensor:
-        """``ids (B, L)`` -> logits ``(B, num_classes)``."""
+    def forward(self, ids: Tensor, *, return_weights: bool = False) -> ModelOutput:
+        """``ids (B, L)`` -> logits ``(B, num_classes)``; with ``return_weights`` also
+        ``attentions["encoder"]``, each layer's ``(B, H, L, L)``."""
         x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))  # (B, L, D)
+        weights = []
         for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln(x[:, 0]))  # (B, C)
+            res = block(x, return_weights)
+            x = res.output
+            weights.append(res.weights)
+        logits = self.head(self.ln(x[:, 0]))  # (B, C)
+        return ModelOutput(
+            logits, attentions={"encoder": tuple(weights)} if return_weights else None
+        )
 
 
 def _quick() -> bool:
@@ -131,14 +142,14 @@ def train_classifier(
     model.train()
     for _ in tqdm(range(steps), desc="train marker classifier", disable=not progress):
         ids, labels, _ = task.sample(batch_size, gen)
-        loss = nn.functional.cross_entropy(model(ids), labels)
+        loss = nn.functional.cross_entropy(model(ids).logits, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     ids, labels, _ = task.sample(1000, torch.Generator().manual_seed(seed + 1))
     with torch.no_grad():
-        acc = (model(ids).argmax(-1) == labels).float().mean().item()
+        acc = (model(ids).logits.argmax(-1) == labels).float().mean().item()
     return model, acc
 
 
@@ -168,7 +179,7 @@ def evaluate_methods(
     cand[0] = False  # [CLS] is never ranked nor removed
     for b in tqdm(range(n), desc="explain", disable=not progress):
         x, y = ids[b : b + 1], int(labels[b])
-        A, G = attention_gradients(model, x, lambda logits, y=y: logits[0, y])
+        A, G = attention_gradients(model, x, lambda out, y=y: out.logits[0, y])
         rel = {
             "raw attention": A[-1].mean(dim=0)[0],
             "rollout": rollout(A)[0],
@@ -182,7 +193,7 @@ def evaluate_methods(
         def score(keep: Tensor, x=x, y=y) -> float:
             z = torch.where(keep, x[0], torch.full_like(x[0], task.PAD))
             with torch.no_grad():
-                return torch.softmax(model(z[None]), -1)[0, y].item()
+                return torch.softmax(model(z[None]).logits, -1)[0, y].item()
 
         for m, r in rel.items():
             out[m]["top1"] += top_k_hit(r, decisive, cand) / n

@@ -15,6 +15,8 @@ from typing import Any
 
 _EXPORTS = {
     "capture": ".capture",
+    "eager_attention": ".hf",
+    "trace_from_output": ".own",
     "DEFAULT_MODEL_NAME": ".loading",
     "default_model_path": ".loading",
     "load_model": ".loading",

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..attention.core import AttentionOutput
 from ..attention.multihead import MultiHeadAttention
 from ..inspect.trace import AttentionTrace
+from .config import resolve_config
+from .output import ModelOutput
 
 __all__ = ["AudioBlock", "AudioTransformer", "AudioTransformerConfig", "sinusoids", "token_times"]
 
@@ -93,30 +97,24 @@ class AudioBlock(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, return_weights: bool = True) -> tuple[Tensor, Tensor | None]:
-        """``x (B, L, d)`` → ``(x (B, L, d), weights (B, H, L, L) or None)``."""
-        a, w = self.attn(self.norm1(x), return_weights=return_weights)
-        x = x + self.drop(a)
-        return x + self.drop(self.mlp(self.norm2(x))), w
+    def forward(self, x: Tensor, return_weights: bool = False) -> AttentionOutput:
+        """``x (B, L, d)`` → ``AttentionOutput(x (B, L, d), weights (B, H, L, L) or None)``."""
+        a = self.attn(self.norm1(x), return_weights=return_weights)
+        x = x + self.drop(a.output)
+        return AttentionOutput(x + self.drop(self.mlp(self.norm2(x))), a.weights)
 
 
 class AudioTransformer(nn.Module):
-    """Classify a log-mel spectrogram ``(B, n_mels, frames)``; ``forward`` returns logits.
+    """Classify a log-mel spectrogram ``(B, n_mels, frames)``; ``forward`` returns ModelOutput.
 
-    Build from an :class:`AudioTransformerConfig` or its fields as keywords (how
-    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``).
+    Build from an :class:`AudioTransformerConfig`, its ``asdict`` (how
+    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``) or its
+    fields as keywords.
     """
 
-    def __init__(self, config: AudioTransformerConfig | None = None, **fields: int | float) -> None:
+    def __init__(self, config: AudioTransformerConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is None:
-            config = AudioTransformerConfig(**fields)
-        elif not isinstance(config, AudioTransformerConfig) or fields:
-            raise TypeError(
-                f"pass an AudioTransformerConfig or its fields as keywords, got "
-                f"{type(config).__name__} and {sorted(fields)}"
-            )
-        self.config = c = config
+        self.config = c = resolve_config(AudioTransformerConfig, config, fields)
         self.conv1 = nn.Conv1d(c.n_mels, c.d_model, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(c.d_model, c.d_model, kernel_size=3, stride=2, padding=1)
         self.act = nn.GELU()
@@ -147,19 +145,18 @@ class AudioTransformer(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, d)
         return torch.cat([cls, x], dim=1)  # (B, 1 + T, d)
 
-    def forward_with_attentions(
-        self, mel: Tensor, return_weights: bool = True
-    ) -> tuple[Tensor, list[Tensor | None]]:
-        """``(logits (B, classes), [weights (B, H, 1+T, 1+T) per layer])``."""
+    def forward(self, mel: Tensor, *, return_weights: bool = False) -> ModelOutput:
+        """Logits ``(B, classes)``; with ``return_weights`` also ``attentions["encoder"]``, each
+        layer's weights ``(B, H, 1 + T, 1 + T)`` over time."""
         x, weights = self.embed(mel), []
         for block in self.blocks:
-            x, w = block(x, return_weights=return_weights)
-            weights.append(w)
-        return self.head(self.norm(x[:, 0])), weights
-
-    def forward(self, mel: Tensor) -> Tensor:
-        logits, _ = self.forward_with_attentions(mel, return_weights=False)
-        return logits
+            res = block(x, return_weights=return_weights)
+            x = res.output
+            weights.append(res.weights)
+        logits = self.head(self.norm(x[:, 0]))
+        return ModelOutput(
+            logits, attentions={"encoder": tuple(weights)} if return_weights else None
+        )
 
     @torch.no_grad()
     def trace(self, mel: Tensor, model_name: str = "audio-digits") -> AttentionTrace:
@@ -173,9 +170,10 @@ class AudioTransformer(nn.Module):
             )
         was = self.training
         self.eval()
-        logits, weights = self.forward_with_attentions(mel)
+        out = self(mel, return_weights=True)
         self.train(was)
-        att = torch.stack([w[0] for w in weights])  # (layers, H, 1+T, 1+T)
+        logits = out.logits
+        att = torch.stack([w[0] for w in out.attentions["encoder"]])  # (layers, H, 1+T, 1+T)
         names = token_times(att.shape[-1] - 1)
         probs = logits.softmax(-1)[0]
         meta = {"prediction": int(probs.argmax()), "probabilities": probs.tolist()}

@@ -18,11 +18,15 @@ the class token's final state is classified.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..attention.core import AttentionOutput
 from ..attention.multihead import MultiHeadAttention
+from .config import resolve_config
+from .output import ModelOutput
 
 __all__ = [
     "EncoderBlock",
@@ -114,35 +118,28 @@ class EncoderBlock(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, return_weights: bool = True) -> tuple[Tensor, Tensor | None]:
-        """``x (B, L, d)`` → ``(x (B, L, d), weights (B, H, L, L) or None)``.
+    def forward(self, x: Tensor, return_weights: bool = False) -> AttentionOutput:
+        """``x (B, L, d)`` → ``AttentionOutput(x (B, L, d), weights (B, H, L, L) or None)``.
 
         ``return_weights=False`` lets training use the fused SDPA kernel.
         """
-        a, w = self.attn(self.norm1(x), return_weights=return_weights)
-        x = x + self.drop(a)
+        a = self.attn(self.norm1(x), return_weights=return_weights)
+        x = x + self.drop(a.output)
         x = x + self.drop(self.mlp(self.norm2(x)))
-        return x, w
+        return AttentionOutput(x, a.weights)
 
 
 class VisionTransformer(nn.Module):
-    """ViT classifier; ``forward(images) -> logits``, ``forward_with_attentions`` adds weights.
+    """ViT classifier: ``forward(images, return_weights=False) -> ModelOutput``.
 
-    Build it from a :class:`ViTConfig` or from that config's fields as keywords
-    (``VisionTransformer(d_model=32)``), which is how
-    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``.
+    Build it from a :class:`ViTConfig`, its ``asdict`` (how
+    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``) or its
+    fields as keywords (``VisionTransformer(d_model=32)``).
     """
 
-    def __init__(self, config: ViTConfig | None = None, **fields: int | float) -> None:
+    def __init__(self, config: ViTConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is None:
-            config = ViTConfig(**fields)
-        elif not isinstance(config, ViTConfig) or fields:
-            raise TypeError(
-                f"pass a ViTConfig or its fields as keywords, got {type(config).__name__} "
-                f"and {sorted(fields)}"
-            )
-        self.config = c = config
+        self.config = c = resolve_config(ViTConfig, config, fields)
         patch_dim = c.patch_size**2 * c.in_channels
         self.patch_embed = nn.Linear(patch_dim, c.d_model)  # E in Eq. (1)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))  # x_class
@@ -178,21 +175,21 @@ class VisionTransformer(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, d)
         return self.drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, 1 + N, d)
 
-    def forward_with_attentions(
-        self, images: Tensor, *, return_weights: bool = True
-    ) -> tuple[Tensor, list[Tensor | None]]:
-        """Logits ``(B, classes)`` and each layer's weights ``(B, H, 1 + N, 1 + N)``.
+    def forward(self, images: Tensor, *, return_weights: bool = False) -> ModelOutput:
+        """Logits ``(B, classes)``; with ``return_weights`` also ``attentions["encoder"]``, each
+        layer's weights ``(B, H, 1 + N, 1 + N)``.
 
-        The weights are part of the autograd graph, so gradient-based explanations can use
-        their gradients (``w.retain_grad()`` before ``backward``).
+        Without weights the fused attention kernel runs. The weights are part of the autograd
+        graph, so gradient-based explanations can use their gradients (``w.retain_grad()``
+        before ``backward``).
         """
         x = self.embed(images)
         weights = []
         for block in self.blocks:
-            x, w = block(x, return_weights=return_weights)
-            weights.append(w)
-        return self.head(self.norm(x[:, 0])), weights  # Eq. (4) on the class token
-
-    def forward(self, images: Tensor) -> Tensor:
-        """Logits ``(B, classes)``; no weights kept, so the fused attention kernel can run."""
-        return self.forward_with_attentions(images, return_weights=False)[0]
+            res = block(x, return_weights=return_weights)
+            x = res.output
+            weights.append(res.weights)
+        logits = self.head(self.norm(x[:, 0]))  # Eq. (4) on the class token
+        return ModelOutput(
+            logits, attentions={"encoder": tuple(weights)} if return_weights else None
+        )
