@@ -8,19 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from explore_attention.models.audio import AudioTransformer, AudioTransformerConfig, sinusoids
+from explore_attention.models.audio import AudioTransformer, AudioTransformerConfig
 from explore_attention.tasks.audio import shift_frames
 
 CHECKPOINT = Path(__file__).parents[1] / "src/explore_attention/checkpoints/audio-digits"
 
 
-def test_sinusoids_match_float64_formula():
-    pe = sinusoids(50, 16)
-    t = torch.arange(50, dtype=torch.float64)[:, None]
-    i = torch.arange(8, dtype=torch.float64)[None]
-    angle = t / 10_000 ** (2 * i / 16)
-    torch.testing.assert_close(pe[:, 0::2], angle.sin().float(), atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(pe[:, 1::2], angle.cos().float(), atol=1e-6, rtol=1e-5)
+def test_positions_are_the_shared_sinusoids():
+    from explore_attention.attention.positional import sinusoidal_positions
+
+    model = AudioTransformer(n_mels=12, max_frames=30, d_model=16, num_heads=2, num_layers=1)
+    assert torch.equal(model.positions, sinusoidal_positions(15, 16))
 
 
 def test_forward_shapes_weights_and_backends_agree():

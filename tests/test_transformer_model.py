@@ -79,7 +79,7 @@ def test_every_site_every_layer_per_head() -> None:
     # layer 0's encoder attention from the module's own weights, by the formula
     x = m._embed(m.src_emb, src)
     layer = m.encoder[0]
-    h = layer.ln1(x)
+    h = layer.norm1(x)
     q = layer.attn.q_proj(h).view(1, 6, 4, 8).transpose(1, 2)
     k = layer.attn.k_proj(h).view(1, 6, 4, 8).transpose(1, 2)
     s = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill((src == 0)[:, None, None], float("-inf"))

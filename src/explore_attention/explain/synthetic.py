@@ -3,7 +3,7 @@ r"""A task whose decisive tokens are known by construction, to measure explanati
 Each sequence is ``[CLS]`` followed by ``length - 1`` tokens: random *noise* tokens and exactly one
 *marker*. Markers come in two groups; the label is the marker's group. So the marker's position
 is, by construction, the only token that decides the label. A tiny transformer classifier of ours
-(pre-norm blocks of :class:`~explore_attention.attention.multihead.MultiHeadAttention`, read-out
+(:class:`~explore_attention.models.blocks.PreLNBlock` pre-norm blocks, read-out
 from ``[CLS]``) learns the task in seconds; then each explanation method ranks the tokens of
 held-out sequences for the ``[CLS]`` prediction and we count how often the marker comes first
 (random ranking: ``1 / (length - 1)``), and the deletion / insertion AUC of the true class's
@@ -12,16 +12,15 @@ probability.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..attention.core import AttentionOutput
-from ..attention.multihead import MultiHeadAttention
+from ..models.blocks import PreLNBlock
 from ..models.output import ModelOutput
+from ..tasks.common import quick
 from .faithfulness import auc, deletion_curve, insertion_curve, top_k_hit
 from .flow import flow
 from .gradient import attention_gradients, gradient_relevance
@@ -73,25 +72,6 @@ class TinyConfig:
     num_classes: int = 2  # output classes
 
 
-class _Block(nn.Module):
-    def __init__(self, config: TinyConfig) -> None:
-        super().__init__()
-        c = config
-        self.ln1 = nn.LayerNorm(c.d_model)
-        self.attn = MultiHeadAttention(c.d_model, c.num_heads)
-        self.ln2 = nn.LayerNorm(c.d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(c.d_model, 4 * c.d_model),
-            nn.GELU(),
-            nn.Linear(4 * c.d_model, c.d_model),
-        )
-
-    def forward(self, x: Tensor, return_weights: bool) -> AttentionOutput:
-        a = self.attn(self.ln1(x), return_weights=return_weights)
-        x = x + a.output
-        return AttentionOutput(x + self.mlp(self.ln2(x)), a.weights)
-
-
 class TinyClassifier(nn.Module):
     """Token + position embeddings, pre-norm blocks, a linear read-out of ``[CLS]``."""
 
@@ -100,7 +80,9 @@ class TinyClassifier(nn.Module):
         self.config = c = config
         self.tok = nn.Embedding(c.vocab_size, c.d_model)
         self.pos = nn.Embedding(c.max_len, c.d_model)
-        self.blocks = nn.ModuleList(_Block(c) for _ in range(c.num_layers))
+        self.blocks = nn.ModuleList(
+            PreLNBlock(c.d_model, c.num_heads, 4 * c.d_model) for _ in range(c.num_layers)
+        )
         self.ln = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.num_classes)
 
@@ -110,17 +92,13 @@ class TinyClassifier(nn.Module):
         x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))  # (B, L, D)
         weights = []
         for block in self.blocks:
-            res = block(x, return_weights)
+            res = block(x, return_weights=return_weights)
             x = res.output
             weights.append(res.weights)
         logits = self.head(self.ln(x[:, 0]))  # (B, C)
         return ModelOutput(
             logits, attentions={"encoder": tuple(weights)} if return_weights else None
         )
-
-
-def _quick() -> bool:
-    return os.environ.get("EXPLORE_ATTENTION_QUICK", "") not in ("", "0")
 
 
 def train_classifier(
@@ -134,7 +112,7 @@ def train_classifier(
 ) -> tuple[TinyClassifier, float]:
     """Train a :class:`TinyClassifier` on ``task``; returns ``(model, held-out accuracy)``."""
     task = task or MarkerTask()
-    steps = steps if steps is not None else (300 if _quick() else 1000)
+    steps = steps if steps is not None else (300 if quick() else 1000)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = TinyClassifier(TinyConfig(vocab_size=task.vocab_size, max_len=task.length))
@@ -222,7 +200,7 @@ def main() -> None:
     torch.set_num_threads(1)  # tiny model: one thread is fastest and shares the machine
     task = MarkerTask()
     model, acc = train_classifier(task)
-    n = 60 if _quick() else 300
+    n = 60 if quick() else 300
     results = evaluate_methods(model, task, n=n)
     print(f"marker task: length {task.length}, classifier accuracy {acc:.3f}, {n} sequences")
     print(f"random ranking puts the marker first with probability 1/{task.length - 1}")

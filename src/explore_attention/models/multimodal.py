@@ -27,9 +27,10 @@ import torch
 from torch import Tensor, nn
 
 from ..attention.multihead import MultiHeadAttention
+from .blocks import PreLNBlock
 from .config import resolve_config
 from .output import ModelOutput
-from .vit import EncoderBlock, patch_token_names, patchify
+from .vit import patch_token_names, patchify
 
 __all__ = ["CrossAttentionBlock", "MultimodalConfig", "SceneQA", "sincos_2d"]
 
@@ -153,7 +154,7 @@ class SceneQA(nn.Module):
         self.patch_embed = nn.Linear(c.patch_size**2 * c.in_channels, c.d_model)
         self.patch_pos = nn.Parameter(sincos_2d(c.grid, c.d_model)[None])  # (1, N, d)
         self.image_blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
+            PreLNBlock(c.d_model, c.num_heads, c.mlp_ratio * c.d_model, c.dropout)
             for _ in range(c.image_layers)
         )
         self.image_norm = nn.LayerNorm(c.d_model)

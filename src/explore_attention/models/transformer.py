@@ -9,9 +9,9 @@ Every attention is :class:`~explore_attention.attention.MultiHeadAttention`:
 * decoder cross-attention to the encoder output.
 
 Layers are pre-LN, :math:`x + \mathrm{Sublayer}(\mathrm{LN}(x))` (Xiong et al. 2020,
-arXiv:2002.04745), which trains without warmup tricks at this size; positions are the sinusoids
-of §3.5, added to the :math:`\sqrt{d}`-scaled embeddings (§3.4). Token ids 0 / 1 / 2 are
-PAD / BOS / EOS, as in :class:`~explore_attention.models.seq2seq.Seq2Seq`, whose decoding
+arXiv:2002.04745; :class:`~explore_attention.models.blocks.PreLNBlock`), which trains without
+warmup tricks at this size; positions are the sinusoids of §3.5, added to the
+:math:`\sqrt{d}`-scaled embeddings (§3.4). Token ids 0 / 1 / 2 are PAD / BOS / EOS, as in :class:`~explore_attention.models.seq2seq.Seq2Seq`, whose decoding
 interface (``encode`` / ``step``) this model shares.
 """
 
@@ -24,57 +24,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..attention import KVCache, MultiHeadAttention, masks
-from ..attention.core import AttentionOutput
+from ..attention import masks
 from ..attention.positional import sinusoidal_positions
 from ..checks import check_int, check_probability
+from .blocks import PreLNBlock
 from .config import resolve_config
 from .output import ModelOutput
 
 __all__ = ["Transformer", "TransformerConfig"]
 
 PAD = 0
-
-
-class _FeedForward(nn.Sequential):
-    def __init__(self, d: int, d_ff: int, dropout: float) -> None:
-        super().__init__(nn.Linear(d, d_ff), nn.GELU(), nn.Linear(d_ff, d), nn.Dropout(dropout))
-
-
-class _EncoderLayer(nn.Module):
-    def __init__(self, d: int, h: int, d_ff: int, dropout: float) -> None:
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = MultiHeadAttention(d, h, dropout=dropout)
-        self.ff = _FeedForward(d, d_ff, dropout)
-
-    def forward(self, x: Tensor, pad: Tensor, return_weights: bool) -> AttentionOutput:
-        a = self.attn(self.ln1(x), key_padding_mask=pad, return_weights=return_weights)
-        x = x + a.output
-        return AttentionOutput(x + self.ff(self.ln2(x)), a.weights)
-
-
-class _DecoderLayer(nn.Module):
-    def __init__(self, d: int, h: int, d_ff: int, dropout: float) -> None:
-        super().__init__()
-        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.self_attn = MultiHeadAttention(d, h, dropout=dropout)
-        self.cross_attn = MultiHeadAttention(d, h, dropout=dropout)
-        self.ff = _FeedForward(d, d_ff, dropout)
-
-    def forward(
-        self, y: Tensor, memory: Tensor, pad: Tensor, cache: KVCache | None, return_weights: bool
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """``(y, self weights (B, H, T, T), cross weights (B, H, T, S))``."""
-        # a single new token behind a cache may see every cached key: no mask needed
-        mask = None if cache is not None and y.shape[1] == 1 else masks.causal
-        a = self.self_attn(self.ln1(y), mask_mod=mask, cache=cache, return_weights=return_weights)
-        y = y + a.output
-        c = self.cross_attn(
-            self.ln2(y), memory, key_padding_mask=pad, return_weights=return_weights
-        )
-        y = y + c.output
-        return y + self.ff(self.ln3(y)), a.weights, c.weights
 
 
 @dataclass(frozen=True)
@@ -119,10 +78,14 @@ class Transformer(nn.Module):
             emb.weight.data[PAD] = 0.0
         self.register_buffer("pe", sinusoidal_positions(max_len, d_model), persistent=False)
         self.encoder = nn.ModuleList(
-            _EncoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers)
+            PreLNBlock(d_model, num_heads, d_ff, dropout, attn_dropout=dropout)
+            for _ in range(num_layers)
         )
         self.decoder = nn.ModuleList(
-            _DecoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers)
+            PreLNBlock(
+                d_model, num_heads, d_ff, dropout, attn_dropout=dropout, cross_attention=True
+            )
+            for _ in range(num_layers)
         )
         self.enc_ln, self.dec_ln = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.out = nn.Linear(d_model, tgt_vocab)
@@ -144,7 +107,7 @@ class Transformer(nn.Module):
         x = self._embed(self.src_emb, src)
         weights = []
         for layer in self.encoder:
-            res = layer(x, pad, return_weights)
+            res = layer(x, key_padding_mask=pad, return_weights=return_weights)
             x = res.output
             weights.append(res.weights)
         memory = self.enc_ln(x)  # (B, S, D)
@@ -153,7 +116,7 @@ class Transformer(nn.Module):
     def encode(self, src: Tensor) -> dict:
         """Encode ``src (B, S)``; return the decoder state (memory, padding mask, empty caches)."""
         state, _ = self._memory(src, False)
-        caches = [layer.self_attn.new_cache(src.shape[0], self.max_len) for layer in self.decoder]
+        caches = [layer.attn.new_cache(src.shape[0], self.max_len) for layer in self.decoder]
         return {**state, "caches": caches, "pos": 0}
 
     def _decode(
@@ -162,12 +125,21 @@ class Transformer(nn.Module):
         """Logits ``(B, T, V)`` and each layer's self ``(B, H, T, T)`` / cross ``(B, H, T, S)``
         weights (None without ``return_weights``)."""
         h = self._embed(self.tgt_emb, y, start)
+        # a single new token behind a cache may see every cached key: no mask needed
+        mask = None if caches is not None and y.shape[1] == 1 else masks.causal
         self_w, cross_w = [], []
         for i, layer in enumerate(self.decoder):
-            cache = None if caches is None else caches[i]
-            h, ws, wc = layer(h, state["memory"], state["pad"], cache, return_weights)
-            self_w.append(ws)
-            cross_w.append(wc)
+            res = layer(
+                h,
+                mask_mod=mask,
+                cache=None if caches is None else caches[i],
+                memory=state["memory"],
+                memory_padding_mask=state["pad"],
+                return_weights=return_weights,
+            )
+            h = res.output
+            self_w.append(res.weights)
+            cross_w.append(res.cross_weights)
         return self.out(self.dec_ln(h)), self_w, cross_w
 
     def step(self, y_prev: Tensor, state: dict) -> tuple[Tensor, dict, Tensor]:

@@ -12,7 +12,8 @@ Dosovitskiy et al. 2020, "An Image is Worth 16x16 Words" (arXiv:2010.11929), Eqs
 An image ``(B, C, H, W)`` is cut into ``N = (H/P)(W/P)`` non-overlapping ``P×P`` patches; each
 flattened patch ``x_p^i`` (length ``P²C``) is projected by ``E`` to ``d_model``. A learned class
 token is prepended and learned positions are added, then a stack of pre-LN encoder blocks runs and
-the class token's final state is classified.
+the class token's final state is classified. The blocks are
+:class:`~explore_attention.models.blocks.PreLNBlock`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..attention.core import AttentionOutput
-from ..attention.multihead import MultiHeadAttention
+from ..checks import check_int, check_probability
+from .blocks import PreLNBlock
 from .config import resolve_config
 from .output import ModelOutput
 
 __all__ = [
-    "EncoderBlock",
     "ViTConfig",
     "VisionTransformer",
     "patch_token_names",
@@ -62,9 +62,8 @@ class ViTConfig:
             "num_layers",
             "mlp_ratio",
         ):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+            check_int(name, getattr(self, name))
+        check_probability("dropout", self.dropout)
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size ({self.image_size}) must be divisible by patch_size "
@@ -74,8 +73,6 @@ class ViTConfig:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def grid(self) -> int:
@@ -102,33 +99,6 @@ def patch_token_names(grid: int, cls: bool = True) -> list[str]:
     return (["[CLS]"] if cls else []) + names
 
 
-class EncoderBlock(nn.Module):
-    """Pre-LN transformer block: ``x + MSA(LN(x))`` then ``x + MLP(LN(x))`` (ViT Eqs. 2–3)."""
-
-    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, num_heads)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, mlp_ratio * d_model),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(mlp_ratio * d_model, d_model),
-        )
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, return_weights: bool = False) -> AttentionOutput:
-        """``x (B, L, d)`` → ``AttentionOutput(x (B, L, d), weights (B, H, L, L) or None)``.
-
-        ``return_weights=False`` lets training use the fused SDPA kernel.
-        """
-        a = self.attn(self.norm1(x), return_weights=return_weights)
-        x = x + self.drop(a.output)
-        x = x + self.drop(self.mlp(self.norm2(x)))
-        return AttentionOutput(x, a.weights)
-
-
 class VisionTransformer(nn.Module):
     """ViT classifier: ``forward(images, return_weights=False) -> ModelOutput``.
 
@@ -146,7 +116,7 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(1, c.num_patches + 1, c.d_model) * 0.02)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
+            PreLNBlock(c.d_model, c.num_heads, c.mlp_ratio * c.d_model, c.dropout)
             for _ in range(c.num_layers)
         )
         self.norm = nn.LayerNorm(c.d_model)
