@@ -11,8 +11,9 @@ Every attention is :class:`~explore_attention.attention.MultiHeadAttention`:
 Layers are pre-LN, :math:`x + \mathrm{Sublayer}(\mathrm{LN}(x))` (Xiong et al. 2020,
 arXiv:2002.04745; :class:`~explore_attention.models.blocks.PreLNBlock`), which trains without
 warmup tricks at this size; positions are the sinusoids of §3.5, added to the
-:math:`\sqrt{d}`-scaled embeddings (§3.4). Token ids 0 / 1 / 2 are PAD / BOS / EOS, as in :class:`~explore_attention.models.seq2seq.Seq2Seq`, whose decoding
-interface (``encode`` / ``step``) this model shares.
+:math:`\sqrt{d}`-scaled embeddings (§3.4). Token ids 0 / 1 / 2 are PAD / BOS / EOS, as in
+:class:`~explore_attention.models.seq2seq.Seq2Seq`, whose decoding interface (``encode`` /
+``step``) this model shares.
 """
 
 from __future__ import annotations
