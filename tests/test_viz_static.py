@@ -37,9 +37,9 @@ def test_heatmap_into_given_axes_and_defaults():
 
 
 def test_heatmap_bad_input():
-    with pytest.raises(ValueError, match="key_tokens has 2 entries"):
+    with pytest.raises(ValueError, match="key_tokens has 2 tokens"):
         heatmap(torch.ones(3, 4), ["a", "b", "c"], ["x", "y"])
-    with pytest.raises(ValueError, match="query_tokens has 1 entries"):
+    with pytest.raises(ValueError, match="query_tokens has 1 tokens"):
         heatmap(torch.ones(3, 3), ["a"])
     with pytest.raises(ValueError, match="shape"):
         heatmap(torch.ones(2, 3, 3), ["a", "b", "c"])
