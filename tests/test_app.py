@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -11,6 +10,7 @@ import urllib.request
 
 import pytest
 import torch
+from conftest import free_port
 
 from explore_attention.app import images
 from explore_attention.app import models as app_models
@@ -101,12 +101,6 @@ def test_causal_model_from_a_folder_and_listing(tmp_path, cache, monkeypatch):
     (tmp_path / "own-format" / "config.json").write_text('{"model_class": "x"}')
     ids = [m["id"] for m in app_models.available_models()]
     assert ids == ["default", str(folder)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url, body):

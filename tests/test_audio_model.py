@@ -71,15 +71,6 @@ def test_shift_frames_matches_a_loop():
 ACCURACY_FLOOR = 0.8  # on a voice never heard in training; chance is 0.1
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices train fastest on one thread, and the suite shares two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_short_training_run_learns_spoken_digits(one_thread):
     from explore_attention.train import TrainConfig, get_task, train

@@ -9,11 +9,10 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOL
 
 from explore_attention.models.gpt import GPT, GPTConfig
 from explore_attention.train import get_task, load_checkpoint, train
-
-TOL32 = {"atol": 1e-5, "rtol": 1e-4}
 
 
 def _model(positions: str = "learned", **kw) -> GPT:
@@ -40,7 +39,7 @@ def test_causal_future_tokens_change_nothing(positions: str) -> None:
     x = torch.randint(0, 37, (2, 20))
     y = x.clone()
     y[:, 12:] = torch.randint(0, 37, (2, 8))
-    torch.testing.assert_close(m(x).logits[:, :12], m(y).logits[:, :12], **TOL32)
+    torch.testing.assert_close(m(x).logits[:, :12], m(y).logits[:, :12], **TOL[torch.float32])
     assert not torch.allclose(m(x).logits[:, 12:], m(y).logits[:, 12:])
 
 
@@ -52,7 +51,7 @@ def test_kv_cache_equals_full_forward(positions: str) -> None:
     cache = m.new_cache(3)
     parts = [m(x[:, :7], cache=cache).logits]  # prefill a chunk, then one token at a time
     parts += [m(x[:, i : i + 1], cache=cache).logits for i in range(7, 20)]
-    torch.testing.assert_close(torch.cat(parts, dim=1), full, **TOL32)
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("positions", ["learned", "rope"])
@@ -69,16 +68,6 @@ def test_cached_generation_equals_uncached(positions: str) -> None:
     s1 = m.generate(prompt, 10, temperature=0.9, top_k=5, generator=g1)
     s2 = m.generate(prompt, 10, temperature=0.9, top_k=5, generator=g2, use_cache=False)
     assert torch.equal(s1, s2)
-
-
-@pytest.fixture
-def one_thread():
-    """Training tests run one intra-op thread: under `pytest -n 2` on 2 cores, more threads per
-    worker only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_top_k_restricts_sampling() -> None:
@@ -158,7 +147,7 @@ def test_short_char_training_learns_and_checkpoint_reloads(tmp_path, one_thread)
     model, config = load_checkpoint(tmp_path / "run")
     assert isinstance(model, GPT)
     x = torch.randint(0, model.config.vocab_size, (1, 16))
-    torch.testing.assert_close(model(x).logits, res.model.eval()(x).logits, **TOL32)
+    torch.testing.assert_close(model(x).logits, res.model.eval()(x).logits, **TOL[torch.float32])
     assert config["task"] == "gpt-char"
 
 

@@ -9,23 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TOL
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from explore_attention.data.text import CharTokenizer, pydoc_text, random_batch, split_ids
 from explore_attention.models.gpt import GPT, GPTConfig
 from explore_attention.models.hf_export import export_gpt2, load_gpt, to_gpt2
 
-TOL32 = {"atol": 1e-5, "rtol": 1e-4}
 SHIPPED = Path(__file__).parents[1] / "src/explore_attention/checkpoints/gpt-pydoc-char"
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: under `pytest -n 2` on 2 cores, more threads per worker contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(vocab: int = 50, tie: bool = True) -> GPT:
@@ -48,9 +39,9 @@ def test_hf_gpt2_computes_our_logits_and_attention(tie: bool) -> None:
     x = torch.randint(0, 50, (2, 17))
     ours = m(x, return_weights=True)
     theirs = hf(x, output_attentions=True)
-    torch.testing.assert_close(theirs.logits, ours.logits, **TOL32)
+    torch.testing.assert_close(theirs.logits, ours.logits, **TOL[torch.float32])
     for a, b in zip(theirs.attentions, ours.attentions["decoder"], strict=True):
-        torch.testing.assert_close(a, b, **TOL32)
+        torch.testing.assert_close(a, b, **TOL[torch.float32])
     assert hf.config.tie_word_embeddings is tie
 
 
@@ -64,7 +55,7 @@ def test_export_folder_loads_offline_with_auto_classes(tmp_path: Path) -> None:
     ids = hf_tok(text, return_tensors="pt")["input_ids"]
     assert ids[0].tolist() == tok.encode(text)  # one id per character, unknown -> <unk>
     assert hf_tok.decode(tok.encode("def f(): pass\n")) == "def f(): pass\n"
-    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL32)
+    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL[torch.float32])
     back = load_gpt(path)
     torch.testing.assert_close(back(ids).logits, m(ids).logits, atol=0, rtol=0)
     meta = json.loads((path / "explore_attention.json").read_text())
@@ -99,7 +90,7 @@ def test_bpe_export_uses_gpt2_ids(tmp_path: Path) -> None:
     hf = AutoModelForCausalLM.from_pretrained(path)
     assert hf.config.eos_token_id == 50256
     ids = torch.tensor([[15496, 995]])
-    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL32)
+    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL[torch.float32])
 
 
 def test_shipped_char_checkpoint_matches_its_readme(one_thread) -> None:
@@ -136,5 +127,5 @@ def test_inspect_capture_sees_the_same_attention_via_hf_and_ours(tmp_path: Path)
     ours = capture(m, text, tok)
     assert via_hf.kind == ours.kind == "causal"
     assert via_hf.tokens == ours.tokens == list(text)
-    torch.testing.assert_close(via_hf.attentions, ours.attentions, **TOL32)
+    torch.testing.assert_close(via_hf.attentions, ours.attentions, **TOL[torch.float32])
     assert via_hf.attentions.shape == (2, 4, len(text), len(text))

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TOL, qkv
 from torch.testing import assert_close
 
 from explore_attention.attention.linear import EPS, elu_feature_map, linear_attention
 
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def qkv(B, H, Hkv, Lq, Lk, D, Dv, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(*s, generator=g, dtype=torch.float64).to(dtype).requires_grad_(True)
-        for s in ((B, H, Lq, D), (B, Hkv, Lk, D), (B, Hkv, Lk, Dv))
-    ]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def quadratic(q, k, v, causal):
@@ -42,16 +27,16 @@ def quadratic(q, k, v, causal):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize(("Lq", "Lk"), [(1, 1), (3, 3), (130, 130), (40, 150), (150, 40)])
 def test_matches_quadratic_form_forward_and_backward(causal, Lq, Lk):
-    q, k, v = qkv(2, 4, 2, Lq, Lk, 5, 3)
+    q, k, v = qkv(2, 4, 2, Lq, Lk, 5, 3, grad=True)
     res = linear_attention(q, k, v, causal=causal, return_weights=True)
     ref, ref_w = quadratic(q, k, v, causal)
-    assert_close(res.output, ref, **F64)
-    assert_close(res.weights, ref_w, **F64)
+    assert_close(res.output, ref, **TOL[torch.float64])
+    assert_close(res.weights, ref_w, **TOL[torch.float64])
     g = torch.randn_like(ref)
     for a, b in zip(
         torch.autograd.grad(res.output, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("super_chunks", [1, 2])
@@ -61,26 +46,26 @@ def test_causal_state_carried_across_passes(monkeypatch, super_chunks, Lq, Lk):
     from explore_attention.attention import linear
 
     monkeypatch.setattr(linear, "SUPER_CHUNKS", super_chunks)
-    q, k, v = qkv(1, 2, 2, Lq, Lk, 5, 3)
+    q, k, v = qkv(1, 2, 2, Lq, Lk, 5, 3, grad=True)
     out = linear_attention(q, k, v, causal=True).output
     ref, _ = quadratic(q, k, v, True)
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])
     g = torch.randn_like(ref)
     for a, b in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def test_implied_weights_rows_sum_to_one_and_reproduce_output():
-    q, k, v = qkv(1, 2, 2, 33, 33, 4, 4)
+    q, k, v = qkv(1, 2, 2, 33, 33, 4, 4, grad=True)
     res = linear_attention(q, k, v, causal=True, return_weights=True)
     assert_close(res.weights.sum(-1), torch.ones(1, 2, 33, dtype=torch.float64), atol=1e-5, rtol=0)
     assert torch.all(res.weights.triu(1) == 0)
-    assert_close(res.weights @ v, res.output, **F64)
+    assert_close(res.weights @ v, res.output, **TOL[torch.float64])
     assert linear_attention(q, k, v).weights is None
 
 
 def test_causal_does_not_leak_future():
-    q, k, v = qkv(1, 2, 2, 64, 64, 4, 4)
+    q, k, v = qkv(1, 2, 2, 64, 64, 4, 4, grad=True)
     out = linear_attention(q, k, v, causal=True).output
     gk, gv = torch.autograd.grad(out[:, :, 20].sum(), (k, v))
     assert torch.all(gk[:, :, 21:] == 0) and torch.all(gv[:, :, 21:] == 0)
@@ -89,7 +74,9 @@ def test_causal_does_not_leak_future():
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_long_low_precision_inputs_give_no_nan(dtype):
-    q, k, v = (t.detach() * 3 for t in qkv(1, 2, 2, 8192, 8192, 16, 16, dtype=torch.float32))
+    q, k, v = (
+        t.detach() * 3 for t in qkv(1, 2, 2, 8192, 8192, 16, 16, dtype=torch.float32, grad=True)
+    )
     ref = linear_attention(q, k, v, causal=True).output
     out = linear_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=True).output
     assert out.dtype == dtype
@@ -98,7 +85,7 @@ def test_long_low_precision_inputs_give_no_nan(dtype):
 
 
 def test_bad_input():
-    q, k, v = qkv(1, 2, 2, 4, 4, 3, 3)
+    q, k, v = qkv(1, 2, 2, 4, 4, 3, 3, grad=True)
     with pytest.raises(TypeError, match="causal"):
         linear_attention(q, k, v, causal=1)
     with pytest.raises(ValueError, match="4 dimensions"):
@@ -109,7 +96,7 @@ def test_bad_input():
 
 def test_threaded_head_groups_give_the_same_numbers():
     """Without autograd on several threads, heads run in parallel groups: same result."""
-    q, k, v = (t.detach() for t in qkv(2, 5, 5, 150, 150, 6, 4))
+    q, k, v = (t.detach() for t in qkv(2, 5, 5, 150, 150, 6, 4, grad=True))
     ref = [linear_attention(q, k, v, causal=c).output for c in (False, True)]
     torch.set_num_threads(2)
     try:
@@ -119,4 +106,4 @@ def test_threaded_head_groups_give_the_same_numbers():
     finally:
         torch.set_num_threads(1)
     for a, b in zip(out, ref):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])

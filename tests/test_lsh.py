@@ -6,19 +6,12 @@ import itertools
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention.lsh import lsh_attention, shared_qk_attention
 
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(B=2, H=2, L=50, D=8, dtype=torch.float64, seed=0, grad=False):
@@ -48,14 +41,14 @@ def test_exact_when_one_chunk(causal, n_hashes):
         qk, v, n_hashes=n_hashes, bucket_size=64, causal=causal, return_weights=True
     )
     ref, ref_w = reference(qk, v, causal)
-    assert_close(res.output, ref, **F64)
-    assert_close(res.weights, ref_w, **F64)
-    assert_close(shared_qk_attention(qk, v, causal=causal).output, ref, **F64)
+    assert_close(res.output, ref, **TOL[torch.float64])
+    assert_close(res.weights, ref_w, **TOL[torch.float64])
+    assert_close(shared_qk_attention(qk, v, causal=causal).output, ref, **TOL[torch.float64])
     g = torch.randn_like(ref)
     for a, b in zip(
         torch.autograd.grad(res.output, (qk, v), g), torch.autograd.grad(ref, (qk, v), g)
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def recall(n_hashes, seeds=range(3), top=8):
@@ -94,8 +87,10 @@ def test_weights_reproduce_output_and_rows_sum_to_one():
         return_weights=True,
         generator=torch.Generator().manual_seed(0),
     )
-    assert_close(res.weights @ v, res.output, **F64)
-    assert_close(res.weights.sum(-1), torch.ones(2, 2, 200, dtype=torch.float64), **F64)
+    assert_close(res.weights @ v, res.output, **TOL[torch.float64])
+    assert_close(
+        res.weights.sum(-1), torch.ones(2, 2, 200, dtype=torch.float64), **TOL[torch.float64]
+    )
     # a token attends to itself only when it sees nothing else
     diag = res.weights.diagonal(dim1=-2, dim2=-1)
     assert diag.max() < 1e-6 or bool((res.weights > 0).sum(-1).eq(1).any())
@@ -116,7 +111,7 @@ def test_causal_no_leak():
     (gv,) = torch.autograd.grad(res.output[:, :, 100].sum(), (v,))
     assert torch.all(gv[:, :, 101:] == 0) and gv[:, :, :101].abs().sum() > 0
     # the first token has nothing but itself
-    assert_close(res.output[:, :, 0], v[:, :, 0], **F64)
+    assert_close(res.output[:, :, 0], v[:, :, 0], **TOL[torch.float64])
 
 
 def test_bad_input():
@@ -156,4 +151,4 @@ def test_threaded_heads_match_single_pass():
             ).output
     finally:
         torch.set_num_threads(1)
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])

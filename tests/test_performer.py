@@ -11,13 +11,7 @@ from torch.testing import assert_close
 from explore_attention.attention import attend, masks
 from explore_attention.attention.linear import orthogonal_random_features, performer_attention
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(L=64, D=16, seed=0):

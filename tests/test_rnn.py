@@ -12,11 +12,10 @@ import math
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention.rnn import BahdanauAttention, LuongAttention
-
-F64 = {"atol": 1e-10, "rtol": 1e-7}
 
 
 def run(mod, query, keys, keep=None, **kw):
@@ -24,9 +23,6 @@ def run(mod, query, keys, keep=None, **kw):
     take it; the module takes ``key_padding_mask = ~keep`` (True = padding)."""
     out = mod(query, keys, None if keep is None else ~keep, **kw)
     return out.output, out.weights
-
-
-F32 = {"atol": 1e-5, "rtol": 1e-4}
 
 
 # --------------------------------------------------------------------------- the references
@@ -113,11 +109,11 @@ def test_forward_backward_float64(name, build, ref, Dq, Dk, masked):
     ctx, w = run(mod, s, h, mask)
     ctx_ref, w_ref = ref(mod, s, h, mask)
     assert ctx.shape == (B, Dk) and w.shape == (B, L)
-    assert_close(ctx, ctx_ref, **F64)
-    assert_close(w, w_ref, **F64)
+    assert_close(ctx, ctx_ref, **TOL[torch.float64])
+    assert_close(w, w_ref, **TOL[torch.float64])
     if masked:
         assert bool((w[~mask] == 0).all())
-    assert_close(w.sum(-1), torch.ones(B, dtype=torch.float64), **F64)
+    assert_close(w.sum(-1), torch.ones(B, dtype=torch.float64), **TOL[torch.float64])
 
     # Backward: the same scalar through module and reference, gradients for inputs and params.
     g_ctx, g_w = torch.randn_like(ctx), torch.randn_like(w)
@@ -126,7 +122,7 @@ def test_forward_backward_float64(name, build, ref, Dq, Dk, masked):
     grads = torch.autograd.grad((ctx * g_ctx).sum() + (w * g_w).sum(), inputs)
     grads_ref = torch.autograd.grad((ctx_ref * g_ctx).sum() + (w_ref * g_w).sum(), inputs)
     for g, gr in zip(grads, grads_ref, strict=True):
-        assert_close(g, gr, **F64)
+        assert_close(g, gr, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("name,build,ref,Dq,Dk", MODULES, ids=[m[0] for m in MODULES])
@@ -138,8 +134,8 @@ def test_float32_matches_float64_formula(name, build, ref, Dq, Dk):
     ctx, w = run(mod, s, h, mask)
     ctx_ref, w_ref = ref(mod, s, h, mask)
     assert ctx.dtype == torch.float32
-    assert_close(ctx, ctx_ref.float(), **F32)
-    assert_close(w, w_ref.float(), **F32)
+    assert_close(ctx, ctx_ref.float(), **TOL[torch.float32])
+    assert_close(w, w_ref.float(), **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("name,build,ref,Dq,Dk", MODULES, ids=[m[0] for m in MODULES])

@@ -13,14 +13,7 @@ from explore_attention.models.output import ModelOutput
 from explore_attention.tasks import compare
 from explore_attention.tasks.synthetic import make_task
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_synthetic_tasks() -> None:

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TOL
 
 from explore_attention import train as tr
 from explore_attention.decoding import beam_search, greedy, reorder_state
 from explore_attention.models.seq2seq import ATTENTIONS, Seq2Seq
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-ATOL, RTOL = 1e-5, 1e-4  # float32 row of DESIGN §6
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(attention: str, cell: str = "gru") -> Seq2Seq:
@@ -39,8 +30,8 @@ def test_padding_changes_nothing(attention: str, cell: str) -> None:
     batch = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0]])
     res = m(batch, tgt, return_weights=True)
     out = res.logits
-    torch.testing.assert_close(out[:1], m(a, tgt[:1]).logits, atol=ATOL, rtol=RTOL)
-    torch.testing.assert_close(out[1:], m(b, tgt[1:]).logits, atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(out[:1], m(a, tgt[:1]).logits, **TOL[torch.float32])
+    torch.testing.assert_close(out[1:], m(b, tgt[1:]).logits, **TOL[torch.float32])
     if attention == "none":
         assert res.attentions == {}
     else:

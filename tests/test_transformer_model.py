@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TOL
 
 from explore_attention import train as tr
 from explore_attention.decoding import beam_search, greedy
 from explore_attention.models.transformer import Transformer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-ATOL, RTOL = 1e-5, 1e-4
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model() -> Transformer:
@@ -41,8 +32,8 @@ def test_cached_decoding_equals_full_forward() -> None:
         lg, state, wt = m.step(tgt[:, t], state)
         logits.append(lg)
         weights.append(wt)
-    torch.testing.assert_close(torch.stack(logits, 1), full, atol=ATOL, rtol=RTOL)
-    torch.testing.assert_close(torch.stack(weights, 1), w, atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(torch.stack(logits, 1), full, **TOL[torch.float32])
+    torch.testing.assert_close(torch.stack(weights, 1), w, **TOL[torch.float32])
     assert state["caches"][0].length == tgt.shape[1]
     assert torch.all(w[1, :, 5:] == 0)  # padded source keys get no cross-attention
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 6))
@@ -56,9 +47,9 @@ def test_causal_and_padding() -> None:
     changed = tgt.clone()
     changed[0, 3:] = torch.tensor([9, 10])
     out2 = m(src, changed).logits
-    torch.testing.assert_close(out2[:, :3], out[:, :3], atol=ATOL, rtol=RTOL)  # past unchanged
+    torch.testing.assert_close(out2[:, :3], out[:, :3], **TOL[torch.float32])  # past unchanged
     assert not torch.allclose(out2[:, 3:], out[:, 3:])
-    torch.testing.assert_close(m(src[:, :3], tgt).logits, out, atol=ATOL, rtol=RTOL)  # pad inert
+    torch.testing.assert_close(m(src[:, :3], tgt).logits, out, **TOL[torch.float32])  # pad inert
 
 
 def test_every_site_every_layer_per_head() -> None:
@@ -83,7 +74,7 @@ def test_every_site_every_layer_per_head() -> None:
     q = layer.attn.q_proj(h).view(1, 6, 4, 8).transpose(1, 2)
     k = layer.attn.k_proj(h).view(1, 6, 4, 8).transpose(1, 2)
     s = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill((src == 0)[:, None, None], float("-inf"))
-    torch.testing.assert_close(att["encoder"][0], s.softmax(-1), atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(att["encoder"][0], s.softmax(-1), **TOL[torch.float32])
     assert m(src, tgt).attentions is None
 
 
