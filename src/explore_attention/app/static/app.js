@@ -184,10 +184,13 @@
     var res = S.res, M = layerMatrix(), f = current();
     var row = f === null ? null : M[f];
     var masked = function (j) { return f !== null && V.isMasked(res.kind, f, j); };
+    var act = document.activeElement;
+    var had = act && act.parentNode === $("tokens") ? Number(act.getAttribute("data-index")) : null;
     V.tokenStrip($("tokens"), { tokens: res.tokens, weights: row, chosen: S.focus, masked: masked,
       label: "tokens; hover or focus one to see its attention",
       onHover: function (i) { setHover(i); },
       onPick: function (i) { pin(i); } });
+    if (had !== null && $("tokens").children[had]) { $("tokens").children[had].focus(); }  // keep keyboard focus
     var i = f === null ? 0 : f;
     V.barRow($("view-row"), res.tokens, M[i], V.visible(res.tokens[i]) + " (query " + i + ") attends to \u2014 " + where(),
       "key token", function (j) { return V.isMasked(res.kind, i, j); }, 1);
@@ -373,8 +376,6 @@
     drawHeadView();
     neuron();
     writeURL();
-    var b = $("tokens").querySelector(".ea-token[data-index='" + i + "']");
-    if (b && document.activeElement && document.activeElement.classList.contains("ea-token")) { b.focus(); }
   }
 
   // ------------------------------------------------------------------ generation
@@ -442,6 +443,7 @@
     S.timer = setInterval(function () {
       if (!S.gen || S.step >= S.gen.steps.length - 1) { stop(); return; }
       stepTo(S.step + 1);
+      if (S.step >= S.gen.steps.length - 1) { stop(); }
     }, 500);
   }
 

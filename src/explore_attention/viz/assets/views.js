@@ -205,16 +205,45 @@
    * onHover(i | null), onPick(i), label}. Tokens are buttons: Tab reaches them, Enter picks,
    * arrow keys move. Weights colour the background on the shared 0..1 scale. */
   function tokenStrip(root, o) {
-    clear(root);
-    root.className = "ea-tokens";
-    root.setAttribute("role", "toolbar");
+    // Buttons are built once per token list and repainted in place, so hover and keyboard
+    // focus survive a redraw.
+    root._ea = o;
+    var key = o.tokens.join("\u0000");
+    if (root._eaKey !== key || root.children.length !== o.tokens.length) {
+      clear(root);
+      root._eaKey = key;
+      root.className = "ea-tokens";
+      root.setAttribute("role", "toolbar");
+      o.tokens.forEach(function (t, i) {
+        var b = el("button", "ea-token", visible(t));
+        b.type = "button";
+        b.setAttribute("data-index", String(i));
+        var call = function (name) { return function () { var f = root._ea[name]; if (f) { f(i); } }; };
+        b.addEventListener("mouseenter", call("onHover"));
+        b.addEventListener("focus", call("onHover"));
+        b.addEventListener("mouseleave", function () { if (root._ea.onHover) { root._ea.onHover(null); } });
+        b.addEventListener("click", call("onPick"));
+        b.addEventListener("keydown", function (ev) {
+          var to = null;
+          if (ev.key === "ArrowRight") { to = i + 1; } else if (ev.key === "ArrowLeft") { to = i - 1; }
+          if (to !== null && to >= 0 && to < root.children.length) {
+            ev.preventDefault();
+            root.children[to].focus();
+          }
+        });
+        root.appendChild(b);
+      });
+    }
     root.setAttribute("aria-label", o.label || "tokens");
     o.tokens.forEach(function (t, i) {
-      var b = el("button", "ea-token", visible(t));
-      b.type = "button";
-      b.setAttribute("data-index", String(i));
+      var b = root.children[i];
       var masked = o.masked && o.masked(i);
       var w = o.weights ? o.weights[i] : null;
+      b.className = "ea-token";
+      b.style.background = "";
+      b.style.color = "";
+      b.removeAttribute("title");
+      b.removeAttribute("aria-pressed");
       if (masked) {
         b.classList.add("ea-masked");
         b.title = "masked: a later token the query cannot see";
@@ -229,19 +258,6 @@
           (w !== null && w !== undefined ? ", weight " + w.toFixed(3) : ""));
       }
       if (i === o.chosen) { b.classList.add("ea-chosen"); b.setAttribute("aria-pressed", "true"); }
-      b.addEventListener("mouseenter", function () { if (o.onHover) { o.onHover(i); } });
-      b.addEventListener("mouseleave", function () { if (o.onHover) { o.onHover(null); } });
-      b.addEventListener("focus", function () { if (o.onHover) { o.onHover(i); } });
-      b.addEventListener("click", function () { if (o.onPick) { o.onPick(i); } });
-      b.addEventListener("keydown", function (ev) {
-        var to = null;
-        if (ev.key === "ArrowRight") { to = i + 1; } else if (ev.key === "ArrowLeft") { to = i - 1; }
-        if (to !== null && to >= 0 && to < o.tokens.length) {
-          ev.preventDefault();
-          root.children[to].focus();
-        }
-      });
-      root.appendChild(b);
     });
   }
 
@@ -610,7 +626,12 @@
     var out = el("div", "ea-plot ea-attends-to"), inn = el("div", "ea-plot ea-attended-by");
     root.appendChild(out);
     root.appendChild(inn);
-    function pick(side) { return function (i) { if (i !== null) { state.side = side; state.index = i; draw(); } }; }
+    function pick(side) {
+      return function (i) {
+        if (i === null || (state.side === side && state.index === i)) { return; }
+        state.side = side; state.index = i; draw();
+      };
+    }
     function draw() {
       var M = matrix(p, state.layer, state.head), i = state.index, row = null, col = null;
       var where = "layer " + state.layer + ", head " + state.head;
