@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -11,6 +10,7 @@ import urllib.request
 
 import pytest
 import torch
+from conftest import free_port
 
 from explore_attention.app import images
 from explore_attention.app import models as app_models
@@ -101,12 +101,6 @@ def test_causal_model_from_a_folder_and_listing(tmp_path, cache, monkeypatch):
     (tmp_path / "own-format" / "config.json").write_text('{"model_class": "x"}')
     ids = [m["id"] for m in app_models.available_models()]
     assert ids == ["default", str(folder)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url, body):
@@ -223,8 +217,9 @@ def test_vit_answer_equals_the_library(server_url, name, index):
         s = generate_scenes(1, seed=seed, config=SceneConfig(canvas=24), required_colour=0)
         x, truth = s.images, int(s.shapes[0, 0])
     with torch.no_grad():
-        logits, weights = model.forward_with_attentions(x)  # each (1, H, 1 + N, 1 + N)
-        fused = model(x)
+        out = model(x, return_weights=True)
+        logits, weights = out.logits, out.attentions["encoder"]  # each (1, H, 1 + N, 1 + N)
+        fused = model(x).logits
     A = torch.stack([w[0] for w in weights])  # (layers, heads, 1 + N, 1 + N)
     L, H, n = A.shape[0], A.shape[1], A.shape[-1] - 1
     g = int(n**0.5)
@@ -266,7 +261,8 @@ def test_multimodal_answer_equals_the_model(server_url):
         assert res["questions"][0] == own
         ids = encode(asked)[None]  # (1, L)
         with torch.no_grad():
-            logits, att = model.forward_with_attentions(x, ids)
+            out = model(x, ids, return_weights=True)
+        logits, att = out.logits, out.attentions
         cross = torch.stack([w[0] for w in att["cross"]])  # (layers, heads, L, 36)
         got = torch.tensor(res["cross_attention"])  # (layers, heads, L, 6, 6)
         assert got.shape == (2, 4, len(words), 6, 6)

@@ -112,22 +112,12 @@ def _example(L: int, D: int, seed: int) -> tuple[torch.Tensor, ...]:
     return q, k, v
 
 
-def _performer_attention() -> Callable[..., Any]:
-    """The library's Performer (``attention.performer`` once it has its own module, else
-    ``attention.linear``, where it lived first)."""
-    try:
-        from ..attention.performer import performer_attention
-    except ImportError:
-        from ..attention.linear import performer_attention
-    return performer_attention
-
-
 def performer_error(num_features: int, *, L: int = 32, D: int = 16, seed: int = 0) -> float:
     """Mean absolute difference between Performer's implied weights (``num_features`` orthogonal
     random features, seeded) and exact softmax weights on a seeded ``(L, D)`` example."""
     from ..attention import attend
+    from ..attention.performer import performer_attention
 
-    performer_attention = _performer_attention()
     check_int("num_features", num_features)
     q, k, v = _example(L, D, seed)
     exact = attend(q, k, v).weights
@@ -143,8 +133,8 @@ def performer_features(num_features: int = 16, *, L: int = 32, D: int = 16) -> A
     :math:`r` random features: its implied weights beside the exact ones, and the error at
     every slider value (it shrinks roughly as :math:`1/\sqrt r`)."""
     from ..attention import attend
+    from ..attention.performer import performer_attention
 
-    performer_attention = _performer_attention()
     check_int("num_features", num_features)
     q, k, v = _example(L, D, 0)
     exact = attend(q, k, v).weights[0, 0].numpy()
