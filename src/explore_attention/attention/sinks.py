@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_int
 from . import masks
 from .core import MaskMod
 
@@ -40,8 +41,8 @@ def _int(name: str, value: object, minimum: int) -> int:
 def sink_window(num_sinks: int, window: int) -> MaskMod:
     r"""Causal mask keeping ``num_sinks`` initial tokens and a ``window`` of recent ones
     (the query included): :math:`j \le i \wedge (j < s \vee i - j < w)`."""
-    _int("num_sinks", num_sinks, 0)
-    _int("window", window, 1)
+    check_int("num_sinks", num_sinks, 0)
+    check_int("window", window, 1)
 
     def mod(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
         d = q_idx - kv_idx

@@ -47,14 +47,16 @@ FlashAttention spreads query tiles over GPU thread blocks.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import types
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
@@ -86,22 +88,54 @@ def clear_block_map_cache() -> None:
     _CACHE.clear()
 
 
-def _fingerprint(fn: object, depth: int = 0) -> tuple:
-    """Versions of the tensors a closure captures, so an in-place edit invalidates the cache."""
-    cells = getattr(fn, "__closure__", None) or ()
-    out: list = []
-    for cell in cells:
-        try:
-            x = cell.cell_contents
-        except ValueError:  # empty cell
-            continue
-        if isinstance(x, Tensor):
-            out.append((id(x), x._version, x.data_ptr()))
-        elif callable(x) and depth < 4:
-            out.append(_fingerprint(x, depth + 1))
-        elif isinstance(x, (int, float, str, bool)):
-            out.append(x)
-    return tuple(out)
+class _UncacheableError(Exception):
+    """A mask_mod captures something whose changes we cannot see: do not cache its map."""
+
+
+def _fingerprint(obj: object, depth: int = 0) -> object:
+    """Everything a mask_mod's answer can depend on, as a hashable key.
+
+    Walks closures (and their defaults), tuples, lists, dicts, ``functools.partial``, bound
+    methods and modules' tensors; a tensor contributes its identity, storage and version
+    counter, so an in-place edit (``lengths[0] = 3``) changes the key. Anything else — an
+    object whose state we cannot see — raises :class:`_UncacheableError`: such a mask is evaluated
+    afresh on every call rather than risk a stale map. (Module-level globals a function reads
+    are assumed fixed.)
+    """
+    if depth > 12:
+        raise _UncacheableError
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, Tensor):
+        return ("tensor", id(obj), obj.data_ptr(), obj._version, tuple(obj.shape), obj.dtype)
+    if isinstance(obj, (tuple, list)):
+        return tuple(_fingerprint(x, depth + 1) for x in obj)
+    if isinstance(obj, dict):
+        return tuple((k, _fingerprint(x, depth + 1)) for k, x in obj.items())
+    if isinstance(obj, types.ModuleType):
+        return ("module", obj.__name__)
+    if isinstance(obj, (types.BuiltinFunctionType, type)):
+        return ("builtin", id(obj))
+    if isinstance(obj, functools.partial):
+        return tuple(_fingerprint(x, depth + 1) for x in (obj.func, obj.args, obj.keywords))
+    if isinstance(obj, types.MethodType):
+        return (_fingerprint(obj.__self__, depth + 1), _fingerprint(obj.__func__, depth + 1))
+    if isinstance(obj, nn.Module):
+        return (
+            "nn",
+            id(obj),
+            tuple(_fingerprint(t) for t in obj.state_dict(keep_vars=True).values()),
+        )
+    if isinstance(obj, types.FunctionType):
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(_fingerprint(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                cells.append("<empty>")
+        defaults = (obj.__defaults__, obj.__kwdefaults__)
+        return ("fn", id(obj.__code__), tuple(cells), _fingerprint(defaults, depth + 1))
+    raise _UncacheableError
 
 
 def _eval_mask(mask_mod: MaskMod, B: int, H: int, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
@@ -147,11 +181,11 @@ def block_map(
     nq, nk = math.ceil(Lq / block_q), math.ceil(Lk / block_k)
     if mask_mod is None:
         return torch.full((nq, nk), FULL, dtype=torch.int8)
-    key = (B, H, Lq, Lk, block_q, block_k, str(device), _fingerprint(mask_mod))
     try:
+        key = (B, H, Lq, Lk, block_q, block_k, str(device), _fingerprint(mask_mod))
         per_mask = _CACHE.setdefault(mask_mod, OrderedDict())
-    except TypeError:  # not weak-referenceable (e.g. a builtin): no cache
-        per_mask = OrderedDict()
+    except (_UncacheableError, TypeError):  # unseen state, or not weak-referenceable: no cache
+        key, per_mask = None, OrderedDict()
     if key in per_mask:
         per_mask.move_to_end(key)
         return per_mask[key]
@@ -230,21 +264,26 @@ def _row(
     m_i = l_i = acc = None
     for k0, k1, st in runs:
         kj, vj = k3[:, k0:k1], v3[:, k0:k1]  # (B·Hkv, bk, D), (B·Hkv, bk, Dv)
+        kv_idx = torch.arange(k0, k1, device=qg.device)
+        keep = None
+        if st == PARTIAL:
+            keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
+            # Keys no query of the tile may see are zeroed: their scores are masked anyway, but
+            # autograd forms dQ = dS·K, and 0·NaN = NaN for a NaN in a padded key.
+            kj = _zero_dead_keys(kj, keep, B, H) if grad else kj
+            vj = _zero_dead_keys(vj, keep, B, H)
         # S_ij = α Q_i K_jᵀ                                          (B·Hkv, G·bq, bk)
         s = torch.baddbmm(qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale)
-        if score_mod is not None or st == PARTIAL:
+        if score_mod is not None or keep is not None:
             s4 = s.view(B, H, bq, k1 - k0)  # (B, H, bq, bk)
-            kv_idx = torch.arange(k0, k1, device=s.device)
             if score_mod is not None:
                 b = torch.arange(B, device=s.device).view(B, 1, 1, 1)
                 h = torch.arange(H, device=s.device).view(1, H, 1, 1)
                 s4 = score_mod(s4, b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
-            if st == PARTIAL:
-                keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
+            if keep is not None:
                 # in place when nothing is recorded for autograd (out of place copies the tile)
                 fill = s4.masked_fill if grad else s4.masked_fill_
                 s4 = fill(~keep, float("-inf"))
-                vj = _zero_dead_keys(vj, keep, B, H)
             s = s4.reshape(s.shape)
         # m_new = max(m, rowmax(S_ij)); shift by 0 where the row is still all -inf
         row_max = s.amax(-1, keepdim=True)
@@ -416,16 +455,20 @@ class _TiledAttention(torch.autograd.Function):
                 if st == EMPTY:
                     continue
                 qg, dog, dig, lseg = blocks[i]
-                s = torch.baddbmm(
-                    qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale
-                )  # (B·Hkv, G·bq, bk)
-                vjj = vj
+                kjj, vjj, keep = kj, vj, None
                 if st == PARTIAL:
                     q_idx = plan.q_idx(i, q.device)
-                    keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)
-                    s4 = s.view(B, H, q_idx.numel(), k1 - k0).masked_fill(~keep, float("-inf"))
-                    s = s4.reshape(s.shape)
+                    keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
+                    # dQ_i += α dS_ij K_j reads every key of the tile: zero the ones no query
+                    # of the tile sees, or a NaN there turns dQ into 0·NaN = NaN
+                    kjj = _zero_dead_keys(kj, keep, B, H)
                     vjj = _zero_dead_keys(vj, keep, B, H)
+                s = torch.baddbmm(
+                    qg.new_empty(()), qg, kjj.transpose(1, 2), beta=0.0, alpha=scale
+                )  # (B·Hkv, G·bq, bk)
+                if keep is not None:
+                    s4 = s.view(B, H, q_idx.numel(), k1 - k0).masked_fill_(~keep, float("-inf"))
+                    s = s4.reshape(s.shape)
                 # P_ij = exp(S_ij − L_i)
                 p = s.sub_(lseg).exp_()
                 # dV_j += P_ijᵀ dO_i
@@ -435,7 +478,7 @@ class _TiledAttention(torch.autograd.Function):
                 # dQ_i += α dS_ij K_j ;  dK_j += α dS_ijᵀ Q_i
                 q0 = i * bs
                 dq[:, :, q0 : q0 + qg.shape[1] // plan.G] += plan.unblock(
-                    torch.bmm(ds, kj).mul_(scale), i
+                    torch.bmm(ds, kjj).mul_(scale), i
                 )
                 dk3[:, k0:k1].baddbmm_(ds.transpose(1, 2), qg, alpha=scale)
         dk = dk3.view(B, Hkv, plan.Lk, plan.D)
