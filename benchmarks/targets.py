@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         q, k, v = _inputs(L)
         with torch.no_grad():
-            r, a, b = ratio(lambda: fn(q, k, v), lambda: base(q, k, v), args.repeats)
+            r, a, b = ratio(
+                lambda fn=fn, q=q, k=k, v=v: fn(q, k, v),
+                lambda base=base, q=q, k=k, v=v: base(q, k, v),
+                args.repeats,
+            )
         verdict = "met" if r <= target else "NOT met"
         print(
             f"{name} at L={L}: {a * 1e3:.1f} ms vs causal SDPA {b * 1e3:.1f} ms = {r:.3f}x "
