@@ -105,7 +105,7 @@ def _by_head_groups(fn, dtype: torch.dtype, *tensors: Tensor) -> Tensor:
     instead: a chain of medium-sized operations otherwise pays an OpenMP hand-off per operation
     (costly on a busy machine). Inside a worker ``get_num_threads() == 1``, so nested calls run
     directly."""
-    from .tiled import run_parallel
+    from .threads import run_parallel
 
     threads = torch.get_num_threads()
     q, v = tensors[0], tensors[-1]

@@ -41,7 +41,8 @@ time under activation checkpointing (memory still O(block · Lk)), so parameters
 
 **On a CPU**, tile operations are small, and with several intra-op threads each one pays an
 OpenMP hand-off. Without autograd, query tiles are therefore spread over a small pool of
-Python threads running single-threaded operations (:func:`run_parallel`), the way
+Python threads running single-threaded operations
+(:func:`~explore_attention.attention.threads.run_parallel`), the way
 FlashAttention spreads query tiles over GPU thread blocks.
 """
 
@@ -49,12 +50,10 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import threading
 import types
 import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +62,7 @@ from torch.utils.checkpoint import checkpoint
 
 from . import core, masks
 from .core import AttentionOutput, MaskMod, ScoreMod, check_qkv
+from .threads import run_parallel
 
 __all__ = [
     "EMPTY",
@@ -70,7 +70,6 @@ __all__ = [
     "PARTIAL",
     "block_map",
     "clear_block_map_cache",
-    "run_parallel",
     "tiled_attention",
 ]
 
@@ -486,33 +485,6 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
     # interleaved rows balance causal work (late rows have more key tiles)
     run_parallel([lambda t=t: [one(i) for i in range(t, plan.nq, n)] for t in range(n)])
     return out, lse
-
-
-_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, size): a fork gets its own
-
-
-def run_parallel(tasks: list) -> None:
-    """Run ``tasks`` (callables) on a persistent pool of Python threads, each with one intra-op
-    thread and no autograd; the caller's thread count is restored afterwards. Tasks must write
-    to disjoint memory."""
-    threads = torch.get_num_threads()
-    n = len(tasks)
-    key = (os.getpid(), n)
-    pool = _POOL.get(key)
-    if pool is None:
-        pool = _POOL[key] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ea-tiles")
-
-    def wrapped(task) -> None:
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            task()
-
-    torch.set_num_threads(1)
-    try:
-        for f in [pool.submit(wrapped, t) for t in tasks]:
-            f.result()
-    finally:
-        torch.set_num_threads(threads)
 
 
 class _TiledAttention(torch.autograd.Function):
