@@ -20,6 +20,9 @@
     timer: null
   };
   var seq = 0;  // only the newest request's answer is drawn
+  // an example text per kind of model; an untouched example follows the model switch
+  var EXAMPLES = { encoder: "The cat sat on the mat because it was tired.", causal: "\"\"\"Return the",
+                   seq2seq: "The cat sat on the mat because it was tired." };
 
   function message(text, kind) {
     var m = $("message");
@@ -505,6 +508,9 @@
   }
 
   function modelChanged() {
+    var t = $("text").value, k = kind();
+    var untouched = Object.keys(EXAMPLES).some(function (x) { return EXAMPLES[x] === t; });
+    if (untouched && EXAMPLES[k]) { $("text").value = EXAMPLES[k]; }
     setMode();
     stop();
     S.gen = null;
