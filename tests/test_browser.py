@@ -176,6 +176,7 @@ def test_app_shows_the_models_tokens_and_weights(page, app_url):
     page.hover("#tokens .ea-token[data-index='3']")
     bars = page.eval_on_selector("#view-row", "el => el.data[0].y")
     torch.testing.assert_close(torch.tensor(bars), trace.attentions[2, 5, 3], atol=2e-5, rtol=0)
+    assert "ea-hover" in page.get_attribute("#tokens .ea-token[data-index='3']", "class")
     shape = page.eval_on_selector("#view-heatmap", "el => el.layout.shapes[0]")
     assert (shape["y0"], shape["y1"]) == (2.5, 3.5)
     assert page.get_attribute(".ea-hv-query[data-index='3']", "class").count("ea-hv-hover") == 1
@@ -345,6 +346,7 @@ def test_app_head_search_ablation_and_generation(page, app_url):
     toks = page.eval_on_selector_all("#gen-tokens .ea-token", "s => s.map(e => e.textContent)")
     assert len(toks) == len(g["prompt_tokens"]) + 3
     assert page.get_attribute("#gen-tokens .ea-new", "data-index") == str(len(toks) - 1)
+    assert len(page.query_selector_all("#gen-tokens .ea-generated")) == 3
     page.click("#gen-prev")
     assert page.get_attribute("body", "data-gen-step") == "1"
     page.click("#gen-play")
