@@ -4,7 +4,6 @@ the DNS-rebinding guard, names not paths, bounded payloads, per-model locks, gen
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -12,6 +11,7 @@ import urllib.request
 
 import pytest
 import torch
+from conftest import free_port
 from fastapi.testclient import TestClient
 
 from explore_attention.app import images
@@ -362,12 +362,6 @@ def test_one_lock_per_model_and_a_time_limit():
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def post(url, body):
     req = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
@@ -443,8 +437,9 @@ def test_vit_answer_equals_the_library(server_url, name, index):
         s = generate_scenes(1, seed=seed, config=SceneConfig(canvas=24), required_colour=0)
         x, truth = s.images, int(s.shapes[0, 0])
     with torch.no_grad():
-        logits, weights = model.forward_with_attentions(x)  # each (1, H, 1 + N, 1 + N)
-        fused = model(x)
+        out = model(x, return_weights=True)
+        logits, weights = out.logits, out.attentions["encoder"]  # each (1, H, 1 + N, 1 + N)
+        fused = model(x).logits
     A = torch.stack([w[0] for w in weights])  # (layers, heads, 1 + N, 1 + N)
     L, H, n = A.shape[0], A.shape[1], A.shape[-1] - 1
     g = int(n**0.5)
@@ -486,7 +481,8 @@ def test_multimodal_answer_equals_the_model(server_url):
         assert res["questions"][0] == own
         ids = encode(asked)[None]  # (1, L)
         with torch.no_grad():
-            logits, att = model.forward_with_attentions(x, ids)
+            out = model(x, ids, return_weights=True)
+        logits, att = out.logits, out.attentions
         cross = torch.stack([w[0] for w in att["cross"]])  # (layers, heads, L, 36)
         got = torch.tensor(res["cross_attention"])  # (layers, heads, L, 6, 6)
         assert got.shape == (2, 4, len(words), 6, 6)

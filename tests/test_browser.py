@@ -4,13 +4,13 @@ views show the model's tokens and values, render hostile tokens as text, and nee
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -65,12 +65,6 @@ def page(browser):
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     yield pg
     ctx.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -510,7 +504,7 @@ def test_app_vit_digits_shows_image_prediction_and_attention(page, app_url):
     x = d.test_x[1]
     trace = vit_trace(model, x)
     with torch.no_grad():
-        pred = int(model(x[None]).argmax())
+        pred = int(model(x[None]).logits.argmax())
     assert page.text_content("#prediction").startswith(f"Prediction: {pred} (")
     assert f"true label: {int(d.test_y[1])}" in page.text_content("#prediction")
     plots = page.eval_on_selector_all(
