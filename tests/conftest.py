@@ -79,3 +79,14 @@ def _devices() -> list[str]:
 
 # Parametrise device-agnostic tests with this: @pytest.mark.parametrize("device", DEVICES)
 DEVICES = _devices()
+
+
+def need_tool(name: str) -> str:
+    """The path of a program the test drives (``explore_attention.tools``); a missing one FAILS
+    the test (never skips it) with the install command for this platform."""
+    from explore_attention import tools
+
+    try:
+        return tools.require(name)
+    except (tools.ToolNotFoundError, ValueError) as err:
+        pytest.fail(str(err), pytrace=False)
