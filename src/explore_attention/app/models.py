@@ -55,8 +55,9 @@ def is_hf_folder(folder: Path) -> bool:
 class ModelCache:
     """Load each model once; keep at most ``size`` of them (least recently used goes)."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, device: Any = "cpu") -> None:
         self.size = size
+        self.device = device  # where loaded models run (`explore-attention demo --device`)
         self._models: dict[str, tuple[Any, Any]] = {}
         self.lock = threading.Lock()  # one forward pass at a time; models are not thread-safe
 
@@ -72,7 +73,8 @@ class ModelCache:
             self._models[key] = self._models.pop(key)  # most recently used last
             return self._models[key]
         try:
-            loaded = load_model(None if key == DEFAULT_ID else key)
+            model, tokenizer = load_model(None if key == DEFAULT_ID else key)
+            loaded = (model.to(self.device), tokenizer)
         except (ValueError, TypeError) as err:  # load_model's messages name the model
             raise ValueError(str(err)) from err
         except Exception as err:  # a broken folder or hub error must not stop the server

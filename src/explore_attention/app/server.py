@@ -170,10 +170,13 @@ def _explanation(trace: Any, how: str, grad: tuple[Any, str] | None = None) -> t
     return p, note
 
 
-def create_app(default_model: str | None = None, *, preload: bool = False) -> FastAPI:
-    """The FastAPI application. ``default_model`` (a name or folder) is listed first."""
+def create_app(
+    default_model: str | None = None, *, preload: bool = False, device: Any = "cpu"
+) -> FastAPI:
+    """The FastAPI application. ``default_model`` (a name or folder) is listed first; text
+    models run on ``device`` (the image checkpoints are tiny and run on the CPU)."""
     app = FastAPI(title="Attention Explorer", docs_url=None, redoc_url=None, openapi_url=None)
-    cache = ModelCache()
+    cache = ModelCache(device=device)
     store = images.ImageModels()
     default_id = default_model or DEFAULT_ID
     image_default = images.lookup(default_model) if default_model else None
