@@ -15,7 +15,7 @@ TEST_THREADS := OMP_NUM_THREADS=1
 DEBS := chromium espeak-ng sox
 PORT ?= 7860
 
-.PHONY: debs setup demo test test-fast lint format lab bench results docs docs-serve clean
+.PHONY: debs setup demo test test-fast test-install lint format lab bench results docs docs-serve clean
 
 setup: $(STAMP) debs
 
@@ -45,6 +45,11 @@ test: setup
 
 test-fast: setup
 	$(TEST_ENV) $(TEST_THREADS) $(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+# The package as users install it, without make: plain pip in a fresh venv (fast tests), the
+# wheel and the sdist, inspect + a notebook outside the checkout (~4 min; part of `make test`).
+test-install: setup
+	$(TEST_ENV) $(TEST_THREADS) $(BIN)/python -m pytest tests/test_install.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks docs/hooks
