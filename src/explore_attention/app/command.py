@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     device = device_from(args)
     print(f"Attention Explorer: loading the model on {device}…", flush=True)
     try:
-        app = create_app(args.model, preload=True, device=device)
+        app = create_app(args.model, preload=True, host=args.host, device=device)
     except ValueError as err:
         raise CommandError(str(err)) from None
     host = f"[{args.host}]" if ":" in args.host else args.host
