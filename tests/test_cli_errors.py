@@ -161,7 +161,7 @@ def test_demo_port_out_of_range(capsys):
 
 def test_demo_unknown_model(tmp_path, capsys):
     line = fails(["demo", "--port", "0", "--model", str(tmp_path / "nope")], capsys)
-    assert "does not exist" in line
+    assert "unknown model" in line and "nope" in line
 
 
 # ------------------------------------------------------------------ the real entry point
