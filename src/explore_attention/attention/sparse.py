@@ -18,9 +18,9 @@ pattern                :math:`S_i`                                 paper
 :func:`block`          keys in the query's block                   (building block)
 :func:`global_tokens`  all keys for a global query; global keys    Beltagy et al. 2020
                        for every query
-:func:`strided`        :math:`j \le i`, :math:`i-j < l` or         Child et al. 2019, §4.2
+:func:`strided`        :math:`j \le i`, :math:`i-j < l` or         Child et al. 2019, §4.3
                        :math:`(i-j) \bmod l = 0`
-:func:`fixed`          :math:`j \le i`, same block of :math:`l`,   Child et al. 2019, §4.2
+:func:`fixed`          :math:`j \le i`, same block of :math:`l`,   Child et al. 2019, §4.3
                        or one of the last :math:`c` of a block
 :func:`longformer`     :math:`|i-j| \le \lfloor w/2 \rfloor`,      Beltagy et al. 2020, §3.1
                        or a global token
@@ -117,7 +117,7 @@ def global_tokens(tokens: int | Sequence[int]) -> MaskMod:
 
 
 def strided(stride: int) -> MaskMod:
-    r"""Child et al. 2019's *strided* pattern (§4.2), both factorised heads merged into one mask.
+    r"""Child et al. 2019's *strided* pattern (§4.3), both factorised heads merged into one mask.
 
     .. math::
 
@@ -138,7 +138,7 @@ def strided(stride: int) -> MaskMod:
 
 
 def fixed(block_size: int, summary: int = 1) -> MaskMod:
-    r"""Child et al. 2019's *fixed* pattern (§4.2), both factorised heads merged, causal.
+    r"""Child et al. 2019's *fixed* pattern (§4.3), both factorised heads merged, causal.
 
     .. math::
 
