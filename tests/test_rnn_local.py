@@ -83,7 +83,8 @@ def test_local_p_matches_eqs_9_and_10(window):
     with torch.no_grad():  # spread p_t over the sentence, not all near S/2
         mod.position[2].weight.mul_(6.0)
     ht, hs = _inputs()
-    ctx, w = mod(ht, hs)
+    res = mod(ht, hs)
+    ctx, w = res.output, res.weights
     ref_ctx, ref_w, ref_p = local_reference(mod, ht, hs, [9, 9, 9])
     assert_close(w, ref_w, **F64)
     assert_close(ctx, ref_ctx, **F64)
@@ -103,7 +104,8 @@ def test_local_p_with_padding_uses_true_length_and_ignores_pad():
     lengths = torch.tensor([10, 6, 3])
     pad = torch.arange(10)[None] >= lengths[:, None]  # True = padding
     hs = hs.masked_fill(pad[..., None], float("nan"))  # padding may hold anything
-    ctx, w = mod(ht, hs, key_padding_mask=pad)
+    res = mod(ht, hs, key_padding_mask=pad)
+    ctx, w = res.output, res.weights
     ref_ctx, ref_w, _ = local_reference(mod, ht, torch.nan_to_num(hs), lengths)
     assert_close(w, ref_w, **F64)
     assert_close(ctx, ref_ctx, **F64)
@@ -115,7 +117,8 @@ def test_local_m_is_eq_7_over_the_window(step):
     torch.manual_seed(3)
     mod = LuongLocalAttention(5, 7, "general", window=5, alignment="monotonic").double()
     ht, hs = _inputs()
-    ctx, w = mod(ht, hs, step=step)
+    res = mod(ht, hs, step=step)
+    ctx, w = res.output, res.weights
     ref_ctx, ref_w, _ = local_reference(mod, ht, hs, [9, 9, 9], step=step)
     assert_close(w, ref_w, **F64)
     assert_close(ctx, ref_ctx, **F64)
@@ -131,7 +134,9 @@ def test_local_m_with_a_window_over_everything_is_global_attention():
     glob.load_state_dict(local.state_dict())
     ht, hs = _inputs()
     for step in (0, 4, 8):
-        assert_close(local(ht, hs, step=step), glob(ht, hs), **F64)
+        a, b = local(ht, hs, step=step), glob(ht, hs)
+        assert_close(a.output, b.output, **F64)
+        assert_close(a.weights, b.weights, **F64)
 
 
 def test_local_p_position_is_trained_through_the_gaussian():
@@ -146,8 +151,7 @@ def test_local_p_position_is_trained_through_the_gaussian():
     opt = torch.optim.Adam(mod.parameters(), lr=0.05)
     before = float(mod.aligned_position(ht, lengths).detach())
     for _ in range(150):
-        ctx, _ = mod(ht, hs)
-        loss = -ctx[0, 0]
+        loss = -mod(ht, hs).output[0, 0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -162,7 +166,8 @@ def test_location_score_matches_eq_8():
     ht, hs = _inputs(L=9)
     pad = torch.zeros(3, 9, dtype=torch.bool)
     pad[1, 6:] = True
-    ctx, w = mod(ht, hs, key_padding_mask=pad)
+    res = mod(ht, hs, key_padding_mask=pad)
+    ctx, w = res.output, res.weights
     Wa = mod.W_a.weight.detach().double()  # (max_len, Dq)
     for b in range(3):
         n = 9 - int(pad[b].sum())

@@ -19,7 +19,7 @@ def exercise_1() -> list[float]:
     """s = (0, 1): dot scores 0, 1, 1 -> h2 and h3 tie at e / (2e + 1)."""
     h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     s = torch.tensor([0.0, 1.0])
-    _, w = LuongAttention(2, 2, "dot")(s[None], h[None])
+    w = LuongAttention(2, 2, "dot")(s[None], h[None]).weights
     big, small = math.e / (2 * math.e + 1), 1 / (2 * math.e + 1)
     assert_close(w[0], torch.tensor([small, big, big]))
     return w[0].tolist()
@@ -36,7 +36,7 @@ def _nonzero_at(p_t: float, window: int = 5, S: int = 10) -> int:
     h_t = torch.tensor([[1.0, 0.0]])
     assert_close(local.aligned_position(h_t, torch.tensor([S])).detach(), torch.tensor([p_t]))
     with torch.no_grad():
-        _, w = local(h_t, torch.randn(1, S, 2))
+        w = local(h_t, torch.randn(1, S, 2)).weights
     return int((w > 0).sum())
 
 
@@ -59,7 +59,7 @@ def _train_reversal(window: int, steps: int = 40) -> torch.Tensor:
         keys = embed[torch.randint(0, V, (32, L))]
         noisy = keys[:, target] + 0.3 * torch.randn(32, L, D)
         queries = torch.cat([noisy, step_code.expand(32, L, L)], -1)
-        w = torch.stack([attn(queries[:, t], keys)[1] for t in range(L)], 1)
+        w = torch.stack([attn(queries[:, t], keys).weights for t in range(L)], 1)
         loss = -torch.log(w[:, torch.arange(L), target] + 1e-6).mean()
         opt.zero_grad()
         loss.backward()
@@ -86,11 +86,13 @@ def exercise_4() -> float:
     glob = LuongAttention(5, 5, "general")
     local_m = LuongLocalAttention(5, 5, "general", window=2 * S + 1, alignment="monotonic")
     local_m.load_state_dict(glob.state_dict())
-    assert_close(local_m(h_t, h_bar, step=3), glob(h_t, h_bar))
+    a, b = local_m(h_t, h_bar, step=3), glob(h_t, h_bar)
+    assert_close(a.output, b.output)
+    assert_close(a.weights, b.weights)
     local_p = LuongLocalAttention(5, 5, "general", window=2 * S + 1, alignment="predictive")
     local_p.load_state_dict(glob.state_dict(), strict=False)
     with torch.no_grad():
-        _, w_p = local_p(h_t, h_bar)
+        w_p = local_p(h_t, h_bar).weights
     gap = float((w_p.sum(-1) - 1).abs().max())
     assert gap > 0.01  # the Gaussian (σ = D/2 = 4) still shrinks weights away from p_t
     return gap
@@ -107,6 +109,6 @@ def exercise_5() -> torch.Tensor:
     s = torch.arange(S)[None, :]
     weights = masked_softmax(scores, (s - t).abs() <= D)  # p_t = t, both 0-based here
     for step in range(T):
-        _, w = local(h_dec[step : step + 1], h_bar[None], step=step)
+        w = local(h_dec[step : step + 1], h_bar[None], step=step).weights
         assert_close(weights[step], w[0])
     return weights

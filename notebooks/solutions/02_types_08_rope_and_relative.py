@@ -77,7 +77,7 @@ def _rebuild(layer: int, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     def heads(t: torch.Tensor) -> torch.Tensor:
         return t.view(B, L, H, dh).transpose(1, 2)
 
-    base = model.config.rope_base if hasattr(model, "config") else model.cfg.rope_base
+    base = model.config.rope_base
     pos = torch.arange(L) + shift
     with torch.no_grad():
         q = apply_rope(heads(attn.q_proj(x)), pos, base=base)
