@@ -56,7 +56,7 @@ def exercise_3() -> float:
     lam = float(attn.lam().detach())
     assert abs(lam - (0.8 - 0.6 * math.exp(-0.6))) < 1e-6
     assert abs(lam - lambda_init(3)) < 1e-6
-    _, weights = attn(torch.randn(2, 5, 16))
+    weights = attn(torch.randn(2, 5, 16)).weights
     assert_close(weights.sum(-1), torch.full((2, 2, 5), 1 - lam))
     return lam
 
