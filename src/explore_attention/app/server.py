@@ -130,6 +130,7 @@ def create_app(
             entry = cache.resolve(default_id)
             with cache.lock(entry.id):
                 cache.get(entry)
+    app.state.text_models = text_models  # for tests: the caches and per-model locks
     hosts = allowed_hosts(host)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer")
 
