@@ -17,7 +17,7 @@ def exercise_1() -> list[int]:
     """Causal rows: row t sees keys 0..t, so t + 1 non-zero weights."""
     torch.manual_seed(0)
     mha = MultiHeadAttention(16, 4)
-    _, w = mha(torch.randn(1, 5, 16), mask_mod=masks.causal, return_weights=True)
+    w = mha(torch.randn(1, 5, 16), mask_mod=masks.causal, return_weights=True).weights
     nonzero = (w[0] > 0).sum(-1)  # (H, T)
     assert (nonzero == torch.arange(1, 6)).all()
     return nonzero[0].tolist()
