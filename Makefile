@@ -75,6 +75,7 @@ bench: setup
 results: setup
 	$(BIN)/python -m explore_attention.tasks.translation_report --out docs/results/
 	$(BIN)/python -m explore_attention.tasks.compare --out docs/results/
+	$(BIN)/python -m explore_attention.tasks.compare --recall-controls --out docs/results/
 	OMP_NUM_THREADS=1 $(BIN)/python -m explore_attention.tasks.gpt gpt-bpe --out runs/gpt-pydoc-bpe --overwrite
 	cp runs/gpt-pydoc-bpe/README.md docs/results/gpt_pydoc_bpe.md
 
