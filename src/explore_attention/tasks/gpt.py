@@ -44,16 +44,9 @@ def val_loss(model: nn.Module, windows: list[tuple[Tensor, Tensor]]) -> float:
 
 
 def _make(
-    kind: str,
-    ids: list[int],
-    vocab_size: int,
-    meta: dict,
-    defaults: TrainConfig,
-    eval_batches: int,
-    config: dict[str, Any],
+    kind: str, ids: list[int], cfg: GPTConfig, meta: dict, defaults: TrainConfig, eval_batches: int
 ) -> Task:
-    """A GPT task on ``ids``: ``config`` holds :class:`GPTConfig` fields (all but the vocab)."""
-    cfg = GPTConfig(vocab_size=vocab_size, **config)
+    """A GPT language-model task on the token stream ``ids``."""
     train, val = split_ids(ids, val_fraction=0.1)
     g = torch.Generator().manual_seed(1234)
     windows = [random_batch(val, 32, cfg.max_len, g) for _ in range(eval_batches)]
@@ -76,7 +69,11 @@ def _make(
     return Task(GPT(cfg), {"config": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
 
 
-# nanoGPT's CPU char-level recipe (GPTConfig's defaults: 4 layers, 4 heads, 128 dims, context 64)
+# Each task's GPT (the vocabulary comes from the tokenizer); a task option naming a GPTConfig
+# field overrides it. Characters: nanoGPT's CPU recipe, GPTConfig's defaults (4 layers, 4 heads,
+# 128 dims, context 64). BPE: 50,257-id embeddings dominate, so a smaller body.
+CHAR_CONFIG = GPTConfig()
+BPE_CONFIG = GPTConfig(num_layers=2, d_model=64)
 CHAR_TRAIN = TrainConfig(
     steps=2500,
     batch_size=24,
@@ -87,28 +84,26 @@ CHAR_TRAIN = TrainConfig(
     metric="val_loss",
     mode="min",
 )
-BPE_SIZES = {"num_layers": 2, "num_heads": 4, "d_model": 64}  # 50,257-id embeddings dominate
 BPE_TRAIN = replace(CHAR_TRAIN, steps=1500, batch_size=16, lr=2e-3)
 
 
 def make_char(eval_batches: int = 20, **config: Any) -> Task:
     """``gpt-char``: character-level GPT on pydoc text. ``config``: :class:`GPTConfig` fields
-    (``num_layers``, ``num_heads``, ``d_model``, ``max_len``, ``dropout``, ``positions``, …);
-    the defaults are nanoGPT's CPU sizes."""
+    (``num_layers``, ``num_heads``, ``d_model``, ``max_len``, ``dropout``, ``positions``, …)
+    over :data:`CHAR_CONFIG`."""
     text = pydoc_text()
     tok = CharTokenizer.from_text(text)
-    meta = {"chars": tok.chars}
-    return _make("char", tok.encode(text), tok.vocab_size, meta, CHAR_TRAIN, eval_batches, config)
+    cfg = replace(CHAR_CONFIG, vocab_size=tok.vocab_size, **config)
+    return _make("char", tok.encode(text), cfg, {"chars": tok.chars}, CHAR_TRAIN, eval_batches)
 
 
 def make_bpe(eval_batches: int = 10, **config: Any) -> Task:
     """``gpt-bpe``: GPT on pydoc text with GPT-2's BPE (50,257 ids, tied embeddings).
-    ``config``: :class:`GPTConfig` fields over :data:`BPE_SIZES`."""
+    ``config``: :class:`GPTConfig` fields over :data:`BPE_CONFIG`."""
     tok = gpt2_tokenizer()
     ids = tok(pydoc_text())["input_ids"]
-    return _make(
-        "gpt2-bpe", ids, tok.vocab_size, {}, BPE_TRAIN, eval_batches, {**BPE_SIZES, **config}
-    )
+    cfg = replace(BPE_CONFIG, vocab_size=tok.vocab_size, **config)
+    return _make("gpt2-bpe", ids, cfg, {}, BPE_TRAIN, eval_batches)
 
 
 def tokenizer_for(meta: dict):
