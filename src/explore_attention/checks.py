@@ -41,3 +41,10 @@ def check_tokens(name: str, tokens: object, length: int | None = None) -> list[s
     if length is not None and len(out) != length:
         raise ValueError(f"{name} has {len(out)} tokens but the attention has length {length}")
     return out
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a ``bool`` (``0``/``1`` and other truthy values are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
