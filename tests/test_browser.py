@@ -1,5 +1,6 @@
-"""Real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): the app and saved
-views show the model's tokens and values, render hostile tokens as text, and need no network."""
+"""Real headless Chromium (found by explore_attention.tools, driven by Playwright): the app and
+saved views show the model's tokens and values, render hostile tokens as text, and need no
+network."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import free_port
+from conftest import free_port, need_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -46,12 +46,11 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make setup)")
+    chromium = need_tool("chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = pw.chromium.launch(executable_path=chromium, args=ARGS)
         yield b
         b.close()
 
