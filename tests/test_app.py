@@ -492,6 +492,19 @@ def test_multimodal_answer_equals_the_model(server_url):
             assert res["labels"][res["truth"]] == ANSWERS[int(batch.answers[0])]
 
 
+def test_multimodal_first_example_is_answered_right(server_url):
+    from explore_attention.tasks.multimodal import make_questions
+
+    code, res = post(server_url + "/api/image", {"model": "multimodal-scenes", "index": None})
+    assert code == 200 and res["prediction"] == res["truth"]
+    for i in range(res["index"]):  # every earlier scene is answered wrong
+        code, r = post(server_url + "/api/image", {"model": "multimodal-scenes", "index": i})
+        assert r["prediction"] != r["truth"]
+    assert res["question"] == make_questions(
+        1, seed=images.SCENE_SEED_BASE + res["index"]
+    ).question(0)
+
+
 @pytest.mark.parametrize(
     "body,match",
     [
