@@ -23,7 +23,7 @@ def test_lambda_init_schedule():
     assert lambda_init(1) == pytest.approx(0.2)
     for layer in (2, 5, 12):
         assert lambda_init(layer) == pytest.approx(0.8 - 0.6 * math.exp(-0.3 * (layer - 1)))
-    with pytest.raises(ValueError, match="layer_index must be an int >= 1"):
+    with pytest.raises(ValueError, match="layer_index must be >= 1"):
         lambda_init(0)
 
 
@@ -120,3 +120,22 @@ def test_errors():
         differential_attention(q, q, torch.randn(1, 1, 2, 4), q, q, 0.5)
     with pytest.raises(TypeError, match="lam must be"):
         differential_attention(q, q, q, q, q, "0.5")
+
+
+def test_lam_shape_is_checked_and_per_head_lam_is_applied_per_head():
+    """Issue 11: ``lam`` of shape (H,) broadcast against the value dimension, silently. It must
+    broadcast to (B, H, 1, 1); one λ per head then weights each head's second map."""
+    g = torch.Generator().manual_seed(0)
+    q1, k1, q2, k2 = (torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64) for _ in range(4))
+    v = torch.randn(2, 3, 5, 3, generator=g, dtype=torch.float64)  # Dv = H = 3
+    lam = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    for bad in (lam, lam.view(3, 1), torch.zeros(2, 3, 5, 1), torch.zeros(1, 1, 1, 1, 1)):
+        with pytest.raises(
+            ValueError, match=r"lam must be a scalar or broadcastable to \(B, H, 1, 1\)"
+        ):
+            differential_attention(q1, k1, q2, k2, v, bad)
+    res = differential_attention(q1, k1, q2, k2, v, lam.view(1, 3, 1, 1))
+    for h in range(3):
+        out, w = diff_formula(q1[:, h], k1[:, h], q2[:, h], k2[:, h], v[:, h], float(lam[h]))
+        assert_close(res.output[:, h], out, **F64)
+        assert_close(res.weights[:, h], w, **F64)

@@ -165,7 +165,7 @@ def test_cache_capacity_and_shape_errors():
     assert cache.length == 0
     with pytest.raises(ValueError, match="the cache holds"):
         m(torch.randn(2, 1, E), cache=cache)  # batch 2 into a batch-1 cache
-    with pytest.raises(ValueError, match="capacity must be a positive int"):
+    with pytest.raises(ValueError, match="capacity must be >= 1"):
         KVCache.empty(1, 1, 0, 4)
 
 
@@ -244,3 +244,63 @@ def test_bad_forward_inputs():
         m(x, key_padding_mask=torch.zeros(2, 5, dtype=torch.long))
     with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
         m([[0.0] * E])
+
+
+def test_kv_cache_keeps_gradients_across_appends():
+    """Issue 11: ``append`` wrote under no_grad and silently cut the graph. Two appends, both
+    results used, then one backward: the gradients equal those of the plain concatenation."""
+    g = torch.Generator().manual_seed(0)
+    k1, k2, v1, v2 = (
+        torch.randn(2, 1, n, 3, generator=g, dtype=torch.float64, requires_grad=True)
+        for n in (2, 3, 2, 3)
+    )
+    w = torch.randn(2, 1, 5, 3, generator=g, dtype=torch.float64)
+    cache = KVCache.empty(2, 1, 6, 3, dtype=torch.float64)
+    ka, va = cache.append(k1, v1)
+    first = (ka * va).sum()
+    kb, vb = cache.append(k2, v2)
+    loss = first + (kb * vb * w).sum()
+    k, v = torch.cat([k1, k2], 2), torch.cat([v1, v2], 2)
+    ref = (k1 * v1).sum() + (k * v * w).sum()
+    got = torch.autograd.grad(loss, (k1, k2, v1, v2))
+    want = torch.autograd.grad(ref, (k1, k2, v1, v2))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, **TOL[torch.float64])
+
+
+def test_cached_decoding_backpropagates_like_full_attention():
+    """Token-by-token attention over the cache, in grad mode, gives the full causal pass's
+    gradients with respect to every key and value."""
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (
+        torch.randn(1, 2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+        for _ in range(3)
+    )
+    cache = KVCache.empty(1, 2, 5, 4, dtype=torch.float64)
+    steps = []
+    for t in range(5):
+        kc, vc = cache.append(k[:, :, t : t + 1], v[:, :, t : t + 1])
+        steps.append(attend(q[:, :, t : t + 1], kc, vc, mask_mod=masks.causal).output)
+    out = torch.cat(steps, 2)  # (1, 2, 5, 4)
+    full = attend(q, k, v, mask_mod=masks.causal).output
+    torch.testing.assert_close(out, full, **TOL[torch.float64])
+    w = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    for a, b in zip(
+        torch.autograd.grad(out, (q, k, v), w), torch.autograd.grad(full, (q, k, v), w), strict=True
+    ):
+        torch.testing.assert_close(a, b, **TOL[torch.float64])
+
+
+def test_kv_cache_checks_values():
+    cache = KVCache.empty(1, 2, 4, 3)
+    with pytest.raises(ValueError, match=r"v has shape \(1, 2, 1, 5\), the cache holds"):
+        cache.append(torch.zeros(1, 2, 1, 3), torch.zeros(1, 2, 1, 5))
+    with pytest.raises(ValueError, match="same number of new tokens"):
+        cache.append(torch.zeros(1, 2, 1, 3), torch.zeros(1, 2, 2, 3))
+    with pytest.raises(TypeError, match=r"v must be a torch\.Tensor"):
+        cache.append(torch.zeros(1, 2, 1, 3), None)
+    assert cache.length == 0
+    with torch.no_grad():  # inference writes in place: the buffer is reused
+        buffer = cache.keys
+        cache.append(torch.ones(1, 2, 1, 3), torch.ones(1, 2, 1, 3))
+    assert cache.keys is buffer and cache.length == 1

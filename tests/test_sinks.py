@@ -104,13 +104,39 @@ def test_streaming_cache_with_rope_uses_cache_positions():
 
 
 def test_cache_memory_is_bounded_and_chunked_append():
+    """A chunk gets the sinks, the window - 1 tokens before it and itself; the cache keeps the
+    sinks and the last window tokens."""
     cache = SinkKVCache(2, 3)
-    k = torch.arange(10.0).view(1, 1, 10, 1)
+    k = torch.arange(14.0).view(1, 1, 14, 1)
     kc, _ = cache.append(k[:, :, :4], k[:, :, :4])
     assert kc.flatten().tolist() == [0, 1, 2, 3]
-    kc, _ = cache.append(k[:, :, 4:], k[:, :, 4:])
-    assert kc.flatten().tolist() == [0, 1, 7, 8, 9]
+    kc, vc = cache.append(k[:, :, 4:10], k[:, :, 4:10])
+    assert kc.flatten().tolist() == vc.flatten().tolist() == list(range(10))
+    assert cache.keys.flatten().tolist() == [0, 1, 7, 8, 9]
     assert cache.length == cache.capacity == 5
+    kc, _ = cache.append(k[:, :, 10:13], k[:, :, 10:13])
+    assert kc.flatten().tolist() == [0, 1, 8, 9, 10, 11, 12]
+    assert cache.original_positions().tolist() == [0, 1, 10, 11, 12]
+
+
+@pytest.mark.parametrize(("s", "w"), [(3, 5), (0, 4), (2, 1)])
+def test_chunked_streaming_equals_the_mask_on_the_full_stream(s, w):
+    """Chunks of several tokens attend to what ``append`` returns with the same ``sink_window``
+    mask: every row equals the full stream's (issue 11: the old cache evicted keys earlier
+    queries of the chunk still needed, and 9 of 10 rows differed)."""
+    torch.manual_seed(3)
+    B, H, L, D = 2, 2, 40, 8
+    q, k, v = (torch.randn(B, H, L, D, dtype=torch.float64) for _ in range(3))
+    full = attend(q, k, v, mask_mod=sink_window(s, w), backend="reference").output
+    cache, t = SinkKVCache(s, w), 0
+    for n in (1, 4, 10, 2, 7, 1, 9, 6):
+        kc, vc = cache.append(k[:, :, t : t + n], v[:, :, t : t + n])
+        assert kc.shape[2] <= s + w - 1 + n
+        out = attend(q[:, :, t : t + n], kc, vc, mask_mod=sink_window(s, w), backend="reference")
+        assert_close(out.output, full[:, :, t : t + n], **F64)
+        assert cache.length <= cache.capacity
+        t += n
+    assert t == L
 
 
 def test_errors():
@@ -124,3 +150,7 @@ def test_errors():
     cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 4))
     with pytest.raises(ValueError, match="the cache holds"):
         cache.append(torch.zeros(1, 3, 1, 4), torch.zeros(1, 3, 1, 4))
+    with pytest.raises(ValueError, match=r"v has shape \(1, 2, 1, 5\), the cache holds"):
+        cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 5))
+    with pytest.raises(TypeError, match="window must be an int"):
+        SinkKVCache(1, 2.0)

@@ -82,29 +82,34 @@ def image_models() -> list[dict[str, str]]:
             if task is not None:
                 kind = IMAGE_TASKS[task]
                 what = "shipped ViT, image" if kind == "vit" else "shipped image+text"
-                out.append({"id": str(folder), "label": f"{folder.name} ({what})", "kind": kind})
+                out.append({"id": folder.name, "label": f"{folder.name} ({what})", "kind": kind})
     return out
 
 
-def _resolve(model: Any) -> tuple[Path, str]:
-    """``(folder, task)`` of the image checkpoint named by ``model`` (a name or a folder)."""
-    names = sorted(Path(m["id"]).name for m in image_models())
-    expected = f"one of the image checkpoints {names} or a folder holding one"
+def _resolve(model: Any, *, allow_folder: bool = False) -> tuple[Path, str]:
+    """``(folder, task)`` of the image checkpoint named by ``model``.
+
+    Requests name a shipped checkpoint; ``allow_folder`` (the ``--model`` option) also takes a
+    folder.
+    """
+    names = sorted(m["id"] for m in image_models())
+    expected = f"one of the image checkpoints {names}"
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be {expected}, got {model!r}")
-    folder = Path(model.strip()).expanduser()
-    if not folder.is_dir() and model.strip() in names:
-        folder = checkpoints_dir() / model.strip()
-    task = image_task(folder)
+    key = model.strip()
+    folder = checkpoints_dir() / key if key in names else None
+    if folder is None and allow_folder and Path(key).expanduser().is_dir():
+        folder = Path(key).expanduser()
+    task = None if folder is None else image_task(folder)
     if task is None:
         raise ValueError(f"model must be {expected}, got {model!r}")
     return folder, task
 
 
 def lookup(model: Any) -> tuple[Path, str] | None:
-    """``(folder, task)`` if ``model`` names an image checkpoint, else None (never raises)."""
+    """``(folder, task)`` if ``model`` names an image checkpoint or folder, else None."""
     try:
-        return _resolve(model)
+        return _resolve(model, allow_folder=True)
     except ValueError:
         return None
 
@@ -116,11 +121,17 @@ def _index(index: Any, n: int, what: str) -> int:
 
 
 class ImageModels:
-    """Loaded image checkpoints (they are small: all of them stay loaded) and one lock."""
+    """Loaded image checkpoints (they are small: all of them stay loaded), a lock per model."""
 
     def __init__(self) -> None:
         self._loaded: dict[str, tuple[Any, dict[str, Any]]] = {}
-        self.lock = threading.Lock()  # one forward pass at a time
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, folder: Path) -> threading.Lock:
+        """The lock of one checkpoint: one forward pass at a time per model."""
+        with self._guard:
+            return self._locks.setdefault(str(Path(folder).resolve()), threading.Lock())
 
     def get(self, folder: Path) -> tuple[Any, dict[str, Any]]:
         """``(model, config)`` from :func:`explore_attention.train.load_checkpoint`."""
@@ -165,7 +176,7 @@ def _grids(rows: Tensor) -> list:
 def compute_image(req: ImageRequest, store: ImageModels) -> dict[str, Any]:
     """The JSON answer for one image request; raises ``ValueError`` with a message for the page."""
     folder, task = _resolve(req.model)
-    with store.lock:
+    with store.lock(folder):
         model, cfg = store.get(folder)
         if IMAGE_TASKS[task] == "vit":
             return _vit(model, cfg, task, folder.name, req)
@@ -261,8 +272,10 @@ def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -
     trace = capture(
         model, (x, ids), tokens=words, key_tokens=model.patch_tokens, kind="cross", model_name=name
     )  # (layers, heads, L, N)
+    from .text import read_output
+
     with torch.no_grad():
-        logits = model(x, ids)  # (1, answers)
+        logits = read_output(model(x, ids))[0]  # (1, answers)
     answers = list(cfg.get("answers", ANSWERS))
     question = " ".join(words)
     return {

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from . import masks
 from .core import MaskMod, attend
 
@@ -55,8 +56,7 @@ class KVCache:
             ("capacity", capacity),
             ("head_dim", head_dim),
         ):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
+            check_int(name, val)
         shape = (batch_size, num_kv_heads, capacity, head_dim)
         z = torch.zeros(shape, dtype=dtype, device=device)
         return cls(z, z.clone())
@@ -66,24 +66,42 @@ class KVCache:
         return self.keys.shape[2]
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``k (B, Hkv, n, D)``, ``v (B, Hkv, n, Dv)``; return all cached keys/values."""
+        """Store ``k (B, Hkv, n, D)``, ``v (B, Hkv, n, Dv)``; return all cached keys/values.
+
+        Without autograd the new entries are written in place (decoding allocates nothing).
+        When ``k``, ``v`` or the cache need gradients, the cache is rebuilt out of place
+        instead, so gradients flow to every appended token and the views returned by earlier
+        appends (saved by their attention for backward) are never overwritten.
+        """
+        for name, t, held in (("k", k, self.keys), ("v", v, self.values)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.dim() != 4 or t.shape[:2] != held.shape[:2] or t.shape[3] != held.shape[3]:
+                raise ValueError(
+                    f"{name} has shape {tuple(t.shape)}, the cache holds {tuple(held.shape)} "
+                    f"(B, Hkv, capacity, {'D' if name == 'k' else 'Dv'}); expected "
+                    f"({held.shape[0]}, {held.shape[1]}, n, {held.shape[3]})"
+                )
         n = k.shape[2]
-        if k.shape[:2] != self.keys.shape[:2] or k.shape[3] != self.keys.shape[3]:
+        if v.shape[2] != n:
             raise ValueError(
-                f"k has shape {tuple(k.shape)}, the cache holds {tuple(self.keys.shape)} "
-                "(B, Hkv, capacity, D)"
+                f"k and v must hold the same number of new tokens: k {tuple(k.shape)}, "
+                f"v {tuple(v.shape)}"
             )
         if self.length + n > self.capacity:
             raise ValueError(
                 f"KV cache capacity exceeded: {self.length} cached + {n} new > capacity "
                 f"{self.capacity}; create the cache with a larger capacity"
             )
-        end = self.length + n
-        # Writing in place under no_grad keeps decoding allocation-free; the cache is for
-        # inference (training uses full sequences).
-        with torch.no_grad():
-            self.keys[:, :, self.length : end] = k
-            self.values[:, :, self.length : end] = v
+        start, end = self.length, self.length + n
+        tracked = (k, v, self.keys, self.values)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tracked):
+            # (B, Hkv, capacity, ·): a new tensor, earlier views keep their values
+            self.keys = torch.cat([self.keys[:, :, :start], k, self.keys[:, :, end:]], dim=2)
+            self.values = torch.cat([self.values[:, :, :start], v, self.values[:, :, end:]], 2)
+        else:
+            self.keys[:, :, start:end] = k
+            self.values[:, :, start:end] = v
         self.length = end
         return self.keys[:, :, :end], self.values[:, :, :end]
 

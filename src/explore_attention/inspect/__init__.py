@@ -15,6 +15,10 @@ from typing import Any
 
 _EXPORTS = {
     "capture": ".capture",
+    "classify_heads": ".head_types",
+    "query_key": ".neurons",
+    "ablate_heads": ".neurons",
+    "HeadTypes": ".head_types",
     "DEFAULT_MODEL_NAME": ".loading",
     "default_model_path": ".loading",
     "load_model": ".loading",
