@@ -57,6 +57,8 @@ def _make(
     positions: str,
     eval_batches: int,
     defaults: TrainConfig,
+    attention: str = "dense",
+    window: int = 16,
 ) -> Task:
     cfg = GPTConfig(
         vocab_size=vocab_size,
@@ -86,7 +88,13 @@ def _make(
         },
         **meta,
     }
-    return Task(GPT(cfg), {"cfg": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
+    if attention == "dense":
+        return Task(GPT(cfg), {"cfg": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
+    from ..models.gpt_variants import VariantGPT
+
+    model = VariantGPT(cfg, attention=attention, window=window)
+    config = {"cfg": cfg.to_dict(), "attention": attention, "window": window}
+    return Task(model, config, sample, lm_loss, evaluate, defaults, meta)
 
 
 def make_char(
@@ -97,8 +105,14 @@ def make_char(
     dropout: float = 0.0,
     positions: str = "learned",
     eval_batches: int = 20,
+    attention: str = "dense",
+    window: int = 16,
 ) -> Task:
-    """``gpt-char``: character-level GPT on pydoc text (nanoGPT's CPU sizes by default)."""
+    """``gpt-char``: character-level GPT on pydoc text (nanoGPT's CPU sizes by default).
+
+    ``attention``: ``"dense"`` (softmax), ``"sliding"`` (the last ``window`` tokens) or
+    ``"linear"`` (elu + 1 kernel): :class:`~explore_attention.models.gpt_variants.VariantGPT`.
+    """
     text = pydoc_text()
     tok = CharTokenizer.from_text(text)
     return _make(
@@ -113,6 +127,8 @@ def make_char(
         dropout=dropout,
         positions=positions,
         eval_batches=eval_batches,
+        attention=attention,
+        window=window,
         defaults=TrainConfig(
             steps=2500,
             batch_size=24,
