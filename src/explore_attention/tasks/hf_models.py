@@ -224,7 +224,7 @@ def make_t5(
         return encode([train[i] for i in idx])
 
     defaults = TrainConfig(
-        steps=200 if quick() else 2500,
+        steps=200 if quick() else 600,
         batch_size=64,
         lr=3e-3,
         weight_decay=0.01,
