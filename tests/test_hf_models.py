@@ -116,3 +116,24 @@ def test_t5_bias_drawn_by_our_module_equals_hugging_faces() -> None:
     with torch.no_grad():
         ours.embedding.weight.copy_(attn.relative_attention_bias.weight)
         torch.testing.assert_close(ours.bias(40), attn.compute_bias(40, 40))
+
+
+def test_bpe_gpt_loads_offline_and_is_trained() -> None:
+    """gpt-pydoc-bpe: GPT-2 format, weights stored in float16, loss far below log V."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from explore_attention.data.text import random_batch, split_ids
+    from explore_attention.models.hf_export import load_gpt
+
+    path = CKPT / "gpt-pydoc-bpe"
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager").eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    assert type(model).__name__ == "GPT2LMHeadModel" and len(tok) == 50257
+    _, val = split_ids(tok(pydoc_text())["input_ids"])
+    x, _ = random_batch(val, 16, 64, torch.Generator().manual_seed(1234))  # (16, 64)
+    with torch.no_grad():
+        loss = model(input_ids=x, labels=x).loss.item()
+        ours = load_gpt(path)(x[:, :-1], x[:, 1:]).loss.item()  # our GPT on the same weights
+    # README: 3.23 on the task's validation windows; uniform is log V = 10.8
+    assert loss < 0.4 * math.log(len(tok)), loss
+    assert abs(loss - ours) < 1e-3
