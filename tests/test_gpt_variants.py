@@ -14,7 +14,7 @@ from explore_attention.models.gpt import GPT, GPTConfig
 from explore_attention.models.gpt_variants import VariantGPT
 
 CKPT = Path(__file__).resolve().parents[1] / "src/explore_attention/checkpoints"
-CFG = GPTConfig(vocab_size=40, block_size=24, n_layer=2, n_head=2, d_model=16)
+CFG = GPTConfig(vocab_size=40, max_len=24, num_layers=2, num_heads=2, d_model=16)
 
 
 def _pair(attention: str, **kw) -> tuple[GPT, VariantGPT]:
@@ -25,7 +25,7 @@ def _pair(attention: str, **kw) -> tuple[GPT, VariantGPT]:
 
 
 def test_swap_keeps_the_dense_initialisation_and_a_wide_window_is_dense() -> None:
-    dense, wide = _pair("sliding", window=CFG.block_size)
+    dense, wide = _pair("sliding", window=CFG.max_len)
     x = torch.randint(0, 40, (2, 20))
     for (n1, p1), (n2, p2) in zip(dense.named_parameters(), wide.named_parameters()):
         assert n1 == n2
@@ -40,7 +40,7 @@ def test_sliding_window_weights_are_zero_outside_the_band() -> None:
     i = torch.arange(20)
     d = i[:, None] - i[None, :]  # (L, L): query - key
     band = (d >= 0) & (d < 4)
-    for w in out.attentions:  # (1, H, L, L)
+    for w in out.attentions["decoder"]:  # (1, H, L, L)
         assert (w[..., ~band] == 0).all()
         torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)))
     torch.testing.assert_close(m(x).logits, out.logits)  # fused path = weights path
@@ -59,7 +59,7 @@ def test_linear_attention_is_the_elu_kernel_formula() -> None:
     s = elu_feature_map(q) @ elu_feature_map(k).transpose(-1, -2)  # (1, H, L, L)
     s = s * torch.ones(12, 12).tril()
     want = s / (s.sum(-1, keepdim=True) + 1e-6)
-    torch.testing.assert_close(out.attentions[0], want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.attentions["decoder"][0], want, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(m(x).logits, out.logits, atol=1e-5, rtol=1e-4)
     # generation with the cache equals generation without it
     a = m.generate(x[:, :4], 6, temperature=0)

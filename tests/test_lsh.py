@@ -7,20 +7,13 @@ import math
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention import masks
 from explore_attention.attention.lsh import hash_buckets, lsh_attention, shared_qk_attention
 
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(B=2, H=2, L=50, D=8, dtype=torch.float64, seed=0, grad=False):
@@ -49,14 +42,14 @@ def test_exact_when_one_chunk(causal, n_hashes):
     mask_mod = masks.causal if causal else None
     res = lsh_attention(qk, v, n_hashes=n_hashes, bucket_size=64, mask_mod=mask_mod)
     ref, ref_w = reference(qk, v, causal)
-    assert_close(res.output, ref, **F64)
-    assert_close(res.weights, ref_w, **F64)
-    assert_close(shared_qk_attention(qk, v, mask_mod=mask_mod).output, ref, **F64)
+    assert_close(res.output, ref, **TOL[torch.float64])
+    assert_close(res.weights, ref_w, **TOL[torch.float64])
+    assert_close(shared_qk_attention(qk, v, mask_mod=mask_mod).output, ref, **TOL[torch.float64])
     g = torch.randn_like(ref)
     for a, b in zip(
         torch.autograd.grad(res.output, (qk, v), g), torch.autograd.grad(ref, (qk, v), g)
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def recall(n_hashes, seeds=range(3), top=8):
@@ -93,8 +86,10 @@ def test_weights_reproduce_output_and_rows_sum_to_one():
         bucket_size=16,
         generator=torch.Generator().manual_seed(0),
     )
-    assert_close(res.weights @ v, res.output, **F64)
-    assert_close(res.weights.sum(-1), torch.ones(2, 2, 200, dtype=torch.float64), **F64)
+    assert_close(res.weights @ v, res.output, **TOL[torch.float64])
+    assert_close(
+        res.weights.sum(-1), torch.ones(2, 2, 200, dtype=torch.float64), **TOL[torch.float64]
+    )
     # a token attends to itself only when it sees nothing else
     diag = res.weights.diagonal(dim1=-2, dim2=-1)
     assert diag.max() < 1e-6 or bool((res.weights > 0).sum(-1).eq(1).any())
@@ -114,7 +109,7 @@ def test_causal_no_leak():
     (gv,) = torch.autograd.grad(res.output[:, :, 100].sum(), (v,))
     assert torch.all(gv[:, :, 101:] == 0) and gv[:, :, :101].abs().sum() > 0
     # the first token has nothing but itself
-    assert_close(res.output[:, :, 0], v[:, :, 0], **F64)
+    assert_close(res.output[:, :, 0], v[:, :, 0], **TOL[torch.float64])
 
 
 def test_bad_input():
@@ -160,7 +155,7 @@ def test_threaded_heads_match_single_pass():
             ).output
     finally:
         torch.set_num_threads(1)
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])
 
 
 def union_reference(qk, v, n_hashes, bucket_size, seed, causal):
@@ -217,15 +212,15 @@ def test_duplicate_count_correction_matches_the_papers_formula(causal):
     ref, counted, multiplicities = union_reference(qk, v, 3, 8, 11, causal)
     assert {1, 2, 3} <= multiplicities
     assert (counted - ref).abs().max() > 1e-2  # the correction matters here
-    assert_close(res.output, ref, **F64)
-    assert_close(res.weights @ v, ref, **F64)
+    assert_close(res.output, ref, **TOL[torch.float64])
+    assert_close(res.weights @ v, ref, **TOL[torch.float64])
     g = torch.randn_like(ref)
     for a, b in zip(
         torch.autograd.grad(res.output, (qk, v), g),
         torch.autograd.grad(ref, (qk, v), g),
         strict=True,
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def test_error_shrinks_as_hash_rounds_grow():

@@ -85,11 +85,11 @@ def test_cross_attention_matches_float64_formula() -> None:
     from explore_attention.models.vit import patchify
 
     z = patchify(x, 4) @ m.patch_embed.weight.T + m.patch_embed.bias + m.patch_pos
-    z, _ = m.image_blocks[0](z)
+    z = m.image_blocks[0](z).output
     z = m.image_norm(z)
     t = m.word_embed(ids) + m.word_pos[:, : ids.shape[1]]
     blk = m.text_blocks[0]
-    a, _ = blk.self_attn(blk.norm1(t), key_padding_mask=ids == 0)
+    a = blk.self_attn(blk.norm1(t), key_padding_mask=ids == 0).output
     t = t + a
     h = F.layer_norm(t, (32,), blk.norm2.weight, blk.norm2.bias)
     ca = blk.cross_attn

@@ -20,13 +20,7 @@ from explore_attention.attention.performer import (
 
 F64 = {"atol": 1e-10, "rtol": 1e-7}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(L=64, D=16, seed=0, Lq=None, grad=False):

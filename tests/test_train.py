@@ -11,18 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import DEVICES
 from safetensors.torch import load_file
 
 from explore_attention import train as tr
+from explore_attention.cli import CommandError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,16 +152,21 @@ def test_checkpoint_atomic_and_no_silent_overwrite(tmp_path: Path, monkeypatch) 
     src = torch.tensor([[3, 4, 5, 6]])
     tgt = torch.tensor([[1, 6, 5, 4, 3]])
     task.model.eval()
-    torch.testing.assert_close(model(src, tgt), task.model(src, tgt))
+    torch.testing.assert_close(model(src, tgt).logits, task.model(src, tgt).logits)
 
 
-def test_short_run_learns_and_stops_early() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_short_run_learns_and_stops_early(device: str) -> None:
     task = tr.get_task(
         "reverse", seed=0, model="bahdanau", hidden=32, emb_dim=16, max_len=6, eval_size=128
     )
     res = tr.train(
-        task, tr.TrainConfig(steps=600, batch_size=32, eval_every=50, target=0.95), progress=False
+        task,
+        tr.TrainConfig(steps=600, batch_size=32, eval_every=50, target=0.95),
+        progress=False,
+        device=device,
     )
+    assert next(res.model.parameters()).device.type == device
     assert res.stopped_early and res.history[-1]["accuracy"] >= 0.95
     assert res.step < 600
     assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
@@ -177,8 +177,8 @@ def test_bad_input() -> None:
         tr.get_task("nope")
     with pytest.raises(ValueError, match="mode"):
         tr.train(_task(), tr.TrainConfig(mode="up"), progress=False)
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        tr._parse_options(["model"])
+    with pytest.raises(CommandError, match="KEY=VALUE"):
+        tr._parse_options("copy", ["model"])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         tr.load_checkpoint("/nonexistent/x")
 
@@ -209,6 +209,6 @@ def test_cli_train(tmp_path: Path, capsys) -> None:
     assert cli.main(argv) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
     _, cfg = tr.load_checkpoint(out)
-    assert cfg["task"] == "copy" and cfg["model_config"]["hidden"] == 8
-    with pytest.raises(FileExistsError):
-        cli.main(argv)
+    assert cfg["task"] == "copy" and cfg["model_config"]["config"]["hidden"] == 8
+    assert cli.main(argv) == 2  # the folder holds a checkpoint now: one line, no traceback
+    assert "--overwrite" in capsys.readouterr().err

@@ -6,7 +6,7 @@ or ``multimodal-scenes``, and returns what the page draws:
 
 * a ViT — the image, the predicted class with its probability and the true label, the class
   token's attention over the patches in every layer and head (its row of the
-  ``(layers, heads, 1 + N, 1 + N)`` trace from :func:`explore_attention.inspect.capture`),
+  ``(layers, heads, 1 + N, 1 + N)`` trace of the same forward call that gives the prediction),
   attention rollout (:func:`explore_attention.explain.rollout`, Abnar & Zuidema 2020) and Chefer
   et al.'s (2021) gradient relevance (:func:`explore_attention.explain.gradient_relevance`) for
   the predicted class, each read at the class token's row and laid out as a ``G × G`` grid;
@@ -185,7 +185,7 @@ def compute_image(req: ImageRequest, store: ImageModels) -> dict[str, Any]:
 
 def _vit(model: Any, cfg: dict[str, Any], task: str, name: str, req: ImageRequest) -> dict:
     from .. import explain
-    from ..models.vit_hub import vit_trace
+    from ..inspect import trace_from_output
 
     if req.question not in (None, ""):
         raise ValueError(f"question is only for multimodal-scenes; {name} takes none")
@@ -206,13 +206,16 @@ def _vit(model: Any, cfg: dict[str, Any], task: str, name: str, req: ImageReques
         image, truth = s.images[0], int(s.shapes[0, 0])
         labels = list(cfg.get("labels", []))
         about = f"{cfg.get('question', '')} Scene #{i}: " + "; ".join(s.describe(0))
-    trace = vit_trace(model, image, model_name=name)  # (layers, heads, 1 + N, 1 + N)
     x = image[None]  # (1, C, H, W)
-    with torch.enable_grad():
-        logits, weights = model.forward_with_attentions(x)  # the reference path keeps weights
+    with torch.enable_grad():  # one call: the prediction, the weights and their gradients
+        out = model(x, return_weights=True)
+        logits, weights = out.logits, out.attentions["encoder"]
         pred = int(logits[0].argmax())
         grads = torch.autograd.grad(logits[0, pred], weights)
-    A = torch.stack([w[0] for w in weights]).detach()  # (layers, heads, 1 + N, 1 + N)
+    trace = trace_from_output(
+        out, tokens=model.tokens, model_name=name
+    )  # (layers, heads, 1+N, 1+N)
+    A = trace.attentions  # (layers, heads, 1 + N, 1 + N)
     G = torch.stack([g[0] for g in grads])  # (layers, heads, 1 + N, 1 + N)
     probs = torch.softmax(logits[0].detach(), -1)
     return {
@@ -256,7 +259,7 @@ def _words(question: Any) -> list[str]:
 
 
 def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -> dict:
-    from ..inspect import capture
+    from ..inspect import trace_from_output
     from ..tasks.multimodal import ANSWERS, encode, make_questions, scene_questions
 
     i = _index(req.index, NUM_SCENES, SCENE_WHAT)
@@ -269,13 +272,12 @@ def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -
     ids = encode(" ".join(words))[None]  # (1, L)
     image = batch.scenes.images[0]
     x = image[None]  # (1, 3, H, W)
-    trace = capture(
-        model, (x, ids), tokens=words, key_tokens=model.patch_tokens, kind="cross", model_name=name
+    with torch.no_grad():  # one call: the answer and the weights
+        out = model(x, ids, return_weights=True)
+    logits = out.logits  # (1, answers)
+    trace = trace_from_output(
+        out, tokens=words, key_tokens=model.patch_tokens, kind="cross", model_name=name
     )  # (layers, heads, L, N)
-    from .text import read_output
-
-    with torch.no_grad():
-        logits = read_output(model(x, ids))[0]  # (1, answers)
     answers = list(cfg.get("answers", ANSWERS))
     question = " ".join(words)
     return {

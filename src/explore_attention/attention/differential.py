@@ -113,8 +113,9 @@ def differential_attention(
 class DifferentialAttention(nn.Module):
     r"""Multi-head differential attention (Ye et al. 2024, §2.1–2.2, arXiv:2410.05258).
 
-    ``forward(x (B, L, embed_dim), mask_mod=None)`` returns ``(output (B, L, embed_dim),
-    weights (B, H, L, L))``, the weights being each head's :math:`W_1 - \lambda W_2`.
+    ``forward(x (B, L, embed_dim), mask_mod=None)`` returns ``AttentionOutput(output
+    (B, L, embed_dim), weights (B, H, L, L))``, the weights being each head's
+    :math:`W_1 - \lambda W_2`.
 
     Args:
         embed_dim: model width; a multiple of ``2 * num_heads``.
@@ -157,7 +158,7 @@ class DifferentialAttention(nn.Module):
 
     def forward(
         self, x: Tensor, mask_mod: MaskMod | None = None, *, return_weights: bool = True
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> AttentionOutput:
         if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.embed_dim:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (B, L, embed_dim={self.embed_dim}), got {got}")
@@ -179,4 +180,4 @@ class DifferentialAttention(nn.Module):
         # (1 − λ_init) · GroupNorm(head_i)                                   (B, H, L, 2d)
         heads = (1.0 - self.lambda_init) * self.norm(res.output)
         out = heads.transpose(1, 2).reshape(B, L, self.embed_dim)  # (B, L, H·2d)
-        return self.out_proj(out), res.weights
+        return AttentionOutput(self.out_proj(out), res.weights)

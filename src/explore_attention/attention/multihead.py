@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..checks import check_int
 from . import masks
-from .core import MaskMod, attend
+from .core import AttentionOutput, MaskMod, attend
 
 __all__ = ["KVCache", "MultiHeadAttention"]
 
@@ -174,6 +174,15 @@ class MultiHeadAttention(nn.Module):
             device=w.device,
         )
 
+    def position_qk(self, q: Tensor, k: Tensor, start: int) -> tuple[Tensor, Tensor]:
+        """Hook for positions applied to queries and keys (RoPE); the identity here.
+
+        ``q (B, H, Lq, Dh)``, ``k (B, Hkv, Lk, Dh)`` are the new tokens' projections and
+        ``start`` is the position of the first of them (the cache's length), so a subclass
+        can rotate them before they enter the cache.
+        """
+        return q, k
+
     def _check_input(self, name: str, x: Tensor) -> None:
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -213,7 +222,7 @@ class MultiHeadAttention(nn.Module):
         mask_mod: MaskMod | None = None,
         cache: KVCache | None = None,
         return_weights: bool = True,
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> AttentionOutput:
         """Attend from ``x (B, Lq, d_model)`` to ``context (B, Lk, d_model)`` (``x`` if None).
 
         ``key_padding_mask (B, Lk)``: bool, True = padding (as in PyTorch), or float, added to
@@ -221,7 +230,7 @@ class MultiHeadAttention(nn.Module):
         ``cache``: the new keys/values are appended and the queries attend to the whole cache;
         positions follow the cache (``masks.causal`` then aligns the new tokens correctly).
 
-        Returns ``(output (B, Lq, d_model), weights (B, H, Lq, Lk) or None)``.
+        Returns ``AttentionOutput(output (B, Lq, d_model), weights (B, H, Lq, Lk) or None)``.
         """
         self._check_input("x", x)
         src = x if context is None else context
@@ -235,6 +244,7 @@ class MultiHeadAttention(nn.Module):
         q = self._split(self.q_proj(x), self.num_heads)  # (B, H, Lq, Dh)
         k = self._split(self.k_proj(src), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
         v = self._split(self.v_proj(src), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
+        q, k = self.position_qk(q, k, 0 if cache is None else cache.length)
         if cache is not None:
             k, v = cache.append(k, v)  # (B, Hkv, cached + Lk, Dh)
         Lk = k.shape[2]
@@ -244,10 +254,7 @@ class MultiHeadAttention(nn.Module):
             if pad_mod is not None:
                 mask_mod = pad_mod if mask_mod is None else masks.and_masks(mask_mod, pad_mod)
             else:
-                bias4 = bias.to(q.dtype)[:, None, None, :]  # (B, 1, 1, Lk)
-
-                def score_mod(s: Tensor, b: Tensor, h: Tensor, qi: Tensor, kv: Tensor) -> Tensor:
-                    return s + bias4
+                score_mod = masks.key_bias(bias)  # s_ij += bias[b, j]
 
         res = attend(
             q,
@@ -259,7 +266,7 @@ class MultiHeadAttention(nn.Module):
             return_weights=return_weights,
         )
         out = res.output.transpose(1, 2).reshape(B, Lq, self.d_model)  # (B, Lq, d_model)
-        return self.out_proj(out), res.weights
+        return AttentionOutput(self.out_proj(out), res.weights)
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention) -> MultiHeadAttention:

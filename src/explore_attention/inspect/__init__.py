@@ -21,6 +21,8 @@ _EXPORTS = {
     "query_key": ".neurons",
     "ablate_heads": ".neurons",
     "HeadTypes": ".head_types",
+    "eager_attention": ".hf",
+    "trace_from_output": ".own",
     "DEFAULT_MODEL_NAME": ".loading",
     "default_model_path": ".loading",
     "load_model": ".loading",

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..attention import KVCache, masks
-from ..attention.core import MaskMod
+from ..attention.core import AttentionOutput, MaskMod
 from ..attention.linear import linear_attention
 from .gpt import GPT, CausalSelfAttention, GPTConfig
 
@@ -31,8 +31,8 @@ ATTENTIONS = ("dense", "sliding", "linear")
 class SlidingWindowAttention(CausalSelfAttention):
     """Causal self-attention restricted to the last ``window`` keys (the query included)."""
 
-    def __init__(self, cfg: GPTConfig, window: int) -> None:
-        super().__init__(cfg)
+    def __init__(self, config: GPTConfig, window: int) -> None:
+        super().__init__(config)
         self.window = window
         self.band = masks.sliding_window(window)  # 0 <= i - j < window
 
@@ -43,7 +43,7 @@ class SlidingWindowAttention(CausalSelfAttention):
         mask_mod: MaskMod = masks.causal,
         cache: KVCache | None = None,
         return_weights: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> AttentionOutput:
         return super().forward(
             x,
             mask_mod=masks.and_masks(mask_mod, self.band),
@@ -62,13 +62,14 @@ class LinearCausalAttention(CausalSelfAttention):
         mask_mod: MaskMod = masks.causal,
         cache: KVCache | None = None,
         return_weights: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> AttentionOutput:
         if mask_mod is not masks.causal:
             raise NotImplementedError("linear attention in VariantGPT supports only masks.causal")
         B, L, _ = x.shape
         q = self._split(self.q_proj(x), self.num_heads)  # (B, H, L, Dh)
         k = self._split(self.k_proj(x), self.num_kv_heads)  # (B, H, L, Dh)
         v = self._split(self.v_proj(x), self.num_kv_heads)  # (B, H, L, Dh)
+        q, k = self.position_qk(q, k, 0 if cache is None else cache.length)
         causal: MaskMod | None = masks.causal
         if cache is not None:
             if cache.length and L > 1:
@@ -80,19 +81,21 @@ class LinearCausalAttention(CausalSelfAttention):
             k, v = cache.append(k, v)  # (B, H, cached + L, Dh)
         res = linear_attention(q, k, v, mask_mod=causal, return_weights=return_weights)
         out = res.output.transpose(1, 2).reshape(B, L, self.d_model)  # (B, L, d_model)
-        return self.out_proj(out), res.weights
+        return AttentionOutput(self.out_proj(out), res.weights)
 
 
 class VariantGPT(GPT):
     """:class:`GPT` whose attention layers are ``attention`` ∈ :data:`ATTENTIONS`.
 
-    Built like the GPT (``cfg`` a :class:`GPTConfig` or its dict) plus ``attention`` and
+    Built like the GPT (``config`` a :class:`GPTConfig` or its dict) plus ``attention`` and
     ``window`` (used by ``"sliding"``), as :func:`explore_attention.train.load_checkpoint`
     rebuilds it.
     """
 
-    def __init__(self, cfg: GPTConfig | dict, attention: str = "dense", window: int = 16) -> None:
-        super().__init__(cfg)
+    def __init__(
+        self, config: GPTConfig | dict, attention: str = "dense", window: int = 16
+    ) -> None:
+        super().__init__(config)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
@@ -102,9 +105,9 @@ class VariantGPT(GPT):
             return
         for block in self.blocks:
             new = (
-                SlidingWindowAttention(self.cfg, window)
+                SlidingWindowAttention(self.config, window)
                 if attention == "sliding"
-                else LinearCausalAttention(self.cfg)
+                else LinearCausalAttention(self.config)
             )
             with torch.no_grad():
                 new.load_state_dict(block.attn.state_dict())  # the dense model's init

@@ -27,15 +27,18 @@ object positions, as in the box losses of MDETR, Kamath et al. 2021, arXiv:2104.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention.multihead import MultiHeadAttention
-from ..checks import check_int, check_probability
+from ..checks import check_int
+from .blocks import PreLNBlock
+from .config import resolve_config
 from .output import ModelOutput
-from .vit import EncoderBlock, patch_token_names, patchify
+from .vit import patch_token_names, patchify
 
 __all__ = ["CrossAttentionBlock", "MultimodalConfig", "SceneQA", "sincos_2d"]
 
@@ -92,7 +95,9 @@ class MultimodalConfig:
             "text_layers",
             "mlp_ratio",
         ):
-            check_int(name, getattr(self, name))
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
         check_int("word_layers", self.word_layers, minimum=0)
         if self.image_size % self.patch_size:
             raise ValueError(
@@ -104,7 +109,8 @@ class MultimodalConfig:
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads}) "
                 "and by 4 (2-D sin-cos positions)"
             )
-        check_probability("dropout", self.dropout)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def grid(self) -> int:
@@ -136,48 +142,41 @@ class CrossAttentionBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, t: Tensor, image: Tensor, padding: Tensor, return_weights: bool = True
+        self, t: Tensor, image: Tensor, key_padding_mask: Tensor, return_weights: bool = False
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """``t (B, L, d)``, ``image (B, N, d)``, ``padding (B, L)`` True = pad.
+        """``t (B, L, d)``, ``image (B, N, d)``, ``key_padding_mask (B, L)`` True = pad.
 
         Returns ``(t, self weights (B, H, L, L), cross weights (B, H, L, N))`` (weights None
         when ``return_weights=False``; cross weights None in a word-only block).
         """
-        a, w_self = self.self_attn(
-            self.norm1(t), key_padding_mask=padding, return_weights=return_weights
+        a = self.self_attn(
+            self.norm1(t), key_padding_mask=key_padding_mask, return_weights=return_weights
         )
-        t = t + self.drop(a)
+        t = t + self.drop(a.output)
         w_cross = None
         if hasattr(self, "cross_attn"):
-            a, w_cross = self.cross_attn(self.norm2(t), image, return_weights=return_weights)
-            t = t + self.drop(a)
+            c = self.cross_attn(self.norm2(t), image, return_weights=return_weights)
+            t = t + self.drop(c.output)
+            w_cross = c.weights
         t = t + self.drop(self.mlp(self.norm3(t)))
-        return t, w_self, w_cross
+        return t, a.weights, w_cross
 
 
 class SceneQA(nn.Module):
-    """Answer a question about an image: ``forward(images, ids) -> ModelOutput`` with logits
-    ``(B, num_answers)``; attentions ``{"encoder", "text", "cross"}`` when
-    ``return_weights=True``.
+    """Answer a question about an image: ``forward(images, ids) -> ModelOutput``, logits
+    ``(B, num_answers)``.
 
-    Build from a :class:`MultimodalConfig` or from its fields as keywords (as
-    :func:`explore_attention.train.load_checkpoint` does).
+    Build from a :class:`MultimodalConfig`, its ``asdict`` (as
+    :func:`explore_attention.train.load_checkpoint` does) or its fields as keywords.
     """
 
-    def __init__(self, config: MultimodalConfig | None = None, **fields: int | float) -> None:
+    def __init__(self, config: MultimodalConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is None:
-            config = MultimodalConfig(**fields)
-        elif not isinstance(config, MultimodalConfig) or fields:
-            raise TypeError(
-                f"pass a MultimodalConfig or its fields as keywords, got "
-                f"{type(config).__name__} and {sorted(fields)}"
-            )
-        self.config = c = config
+        self.config = c = resolve_config(MultimodalConfig, config, fields)
         self.patch_embed = nn.Linear(c.patch_size**2 * c.in_channels, c.d_model)
         self.patch_pos = nn.Parameter(sincos_2d(c.grid, c.d_model)[None])  # (1, N, d)
         self.image_blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
+            PreLNBlock(c.d_model, c.num_heads, c.mlp_ratio * c.d_model, c.dropout)
             for _ in range(c.image_layers)
         )
         self.image_norm = nn.LayerNorm(c.d_model)
@@ -231,23 +230,26 @@ class SceneQA(nn.Module):
         centres: Tensor | None = None,
         return_weights: bool = False,
     ) -> ModelOutput:
-        """``images (B, C, S, S)``, ``ids (B, L)`` word ids (0 = padding), optional ``labels
-        (B,)`` answer indices → :class:`ModelOutput` with ``logits (B, num_answers)``, the
-        cross-entropy ``loss`` when labels are given, and with ``return_weights=True`` the
-        attentions ``{"encoder": (B,H,N,N) per image layer, "text": (B,H,L,L) per word layer
-        (word-only blocks first), "cross": (B,H,L,N) per hop}``. Without weights the fused
-        kernel runs (training).
+        """Logits ``(B, num_answers)``, and the cross-entropy ``loss`` against ``labels (B,)``
+        (answer indices) when given; with ``return_weights`` also every layer's weights in
+        ``attentions``: ``"encoder"`` patches ↔ patches ``(B, H, N, N)``, ``"text"`` words ↔
+        words ``(B, H, L, L)`` (word-only blocks first), ``"cross"`` words → patches
+        ``(B, H, L, N)`` (one per hop).
 
-        ``centres (B, L, 2)`` (needs ``config.locate``): the centre ``(x, y)`` in ``[0, 1]`` of the
-        object each word names, NaN for other words; their squared error from the locator head
-        is added to the loss — every named object is also asked "where is it?"."""
+        ``centres (B, L, 2)`` (needs ``config.locate``): the centre ``(x, y)`` in ``[0, 1]`` of
+        the object each word names, NaN for other words; their squared error from the locator
+        head is added to the loss — every named object is also asked "where is it?".
+
+        Without weights the fused attention kernel runs.
+        """
         self._check(images, ids)
         z = self.patch_embed(patchify(images, self.config.patch_size))  # (B, N, d)
         z = z + self.patch_pos
         image_w = []
         for block in self.image_blocks:
-            z, w = block(z, return_weights=return_weights)
-            image_w.append(w)
+            res = block(z, return_weights=return_weights)
+            z = res.output
+            image_w.append(res.weights)
         z = self.image_norm(z)  # (B, N, d)
         padding = ids == 0  # (B, L) True = pad
         t = self.word_embed(ids) + self.word_pos[:, : ids.shape[1]]  # (B, L, d)
@@ -267,7 +269,11 @@ class SceneQA(nn.Module):
             named = ~centres.isnan().any(-1)  # (B, L) words that name an object
             err = (self.locator(t[named]) - centres[named]).pow(2).sum(-1).mean()
             loss = err if loss is None else loss + err
-        att = None
+        attentions = None
         if return_weights:
-            att = {"encoder": tuple(image_w), "text": tuple(text_w), "cross": tuple(cross_w)}
-        return ModelOutput(logits=logits, loss=loss, attentions=att)
+            attentions = {
+                "encoder": tuple(image_w),
+                "text": tuple(text_w),
+                "cross": tuple(cross_w),
+            }
+        return ModelOutput(logits, loss=loss, attentions=attentions)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..data.scenes import COLOURS, SHAPES, SceneBatch, SceneConfig, generate_scenes, patch_masks
 from ..models.multimodal import MultimodalConfig, SceneQA
 from ..train import Task, TrainConfig
-from .common import quick
+from .common import model_config, quick
 
 __all__ = [
     "ANSWERS",
@@ -315,7 +315,7 @@ def make_task(
         "vocab": _WORDS,
         "answers": list(ANSWERS),
     }
-    return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
+    return Task(model, model_config(model), sample, loss, evaluate, defaults, meta)
 
 
 def main(argv: list[str] | None = None) -> int:
