@@ -11,7 +11,7 @@ import torch
 
 from explore_attention.attention.linear import elu_feature_map
 from explore_attention.models.gpt import GPT, GPTConfig
-from explore_attention.models.gpt_variants import VariantGPT
+from explore_attention.models.gpt_variants import VariantGPT, VariantGPTConfig
 
 CKPT = Path(__file__).resolve().parents[1] / "src/explore_attention/checkpoints"
 CFG = GPTConfig(vocab_size=40, max_len=24, num_layers=2, num_heads=2, d_model=16)
@@ -21,7 +21,7 @@ def _pair(attention: str, **kw) -> tuple[GPT, VariantGPT]:
     torch.manual_seed(0)
     dense = GPT(CFG)
     torch.manual_seed(0)
-    return dense, VariantGPT(CFG, attention=attention, **kw)
+    return dense, VariantGPT(VariantGPTConfig(**CFG.to_dict(), attention=attention, **kw))
 
 
 def test_swap_keeps_the_dense_initialisation_and_a_wide_window_is_dense() -> None:
@@ -69,9 +69,9 @@ def test_linear_attention_is_the_elu_kernel_formula() -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="attention must be one of"):
-        VariantGPT(CFG, attention="sparse")
+        VariantGPT(**CFG.to_dict(), attention="sparse")
     with pytest.raises(ValueError, match="window"):
-        VariantGPT(CFG, attention="sliding", window=0)
+        VariantGPT(**CFG.to_dict(), attention="sliding", window=0)
 
 
 @pytest.mark.parametrize("kind", ["dense", "sliding", "linear"])
@@ -80,7 +80,7 @@ def test_shipped_models_are_trained(kind: str) -> None:
     from explore_attention.train import load_checkpoint
 
     model, meta = load_checkpoint(CKPT / f"gpt-char-{kind}")
-    assert getattr(model, "attention", "dense") == kind
+    assert getattr(model.config, "attention", "dense") == kind
     text = pydoc_text()
     tok = CharTokenizer(meta["chars"])
     _, val = split_ids(tok.encode(text))

@@ -15,17 +15,42 @@ swapped model trained with the same seed and batches differ only in the mechanis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from ..attention import KVCache, masks
 from ..attention.core import AttentionOutput, MaskMod
 from ..attention.linear import linear_attention
+from ..checks import check_int
+from .config import resolve_config
 from .gpt import GPT, CausalSelfAttention, GPTConfig
 
-__all__ = ["ATTENTIONS", "LinearCausalAttention", "SlidingWindowAttention", "VariantGPT"]
+__all__ = [
+    "ATTENTIONS",
+    "LinearCausalAttention",
+    "SlidingWindowAttention",
+    "VariantGPT",
+    "VariantGPTConfig",
+]
 
 ATTENTIONS = ("dense", "sliding", "linear")
+
+
+@dataclass(frozen=True)
+class VariantGPTConfig(GPTConfig):
+    """:class:`GPTConfig` plus the attention mechanism of every layer."""
+
+    attention: str = "dense"  # one of ATTENTIONS
+    window: int = 16  # keys each query sees with attention="sliding" (itself included)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        check_int("window", self.window)
 
 
 class SlidingWindowAttention(CausalSelfAttention):
@@ -85,29 +110,22 @@ class LinearCausalAttention(CausalSelfAttention):
 
 
 class VariantGPT(GPT):
-    """:class:`GPT` whose attention layers are ``attention`` ∈ :data:`ATTENTIONS`.
+    """:class:`GPT` whose attention layers are ``config.attention`` ∈ :data:`ATTENTIONS`.
 
-    Built like the GPT (``config`` a :class:`GPTConfig` or its dict) plus ``attention`` and
-    ``window`` (used by ``"sliding"``), as :func:`explore_attention.train.load_checkpoint`
-    rebuilds it.
+    Built from a :class:`VariantGPTConfig`, its dict (as
+    :func:`explore_attention.train.load_checkpoint` passes it) or its fields as keywords.
     """
 
-    def __init__(
-        self, config: GPTConfig | dict, attention: str = "dense", window: int = 16
-    ) -> None:
-        super().__init__(config)
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be an int >= 1, got {window!r}")
-        self.attention, self.window = attention, window
-        if attention == "dense":
+    def __init__(self, config: VariantGPTConfig | dict | None = None, **fields: Any) -> None:
+        c = resolve_config(VariantGPTConfig, config, fields)
+        super().__init__(c)
+        if c.attention == "dense":
             return
         for block in self.blocks:
             new = (
-                SlidingWindowAttention(self.config, window)
-                if attention == "sliding"
-                else LinearCausalAttention(self.config)
+                SlidingWindowAttention(c, c.window)
+                if c.attention == "sliding"
+                else LinearCausalAttention(c)
             )
             with torch.no_grad():
                 new.load_state_dict(block.attn.state_dict())  # the dense model's init

@@ -90,11 +90,12 @@ def _make(
     }
     if attention == "dense":
         return Task(GPT(cfg), {"config": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
-    from ..models.gpt_variants import VariantGPT
+    from ..models.gpt_variants import VariantGPT, VariantGPTConfig
 
-    model = VariantGPT(cfg, attention=attention, window=window)
-    config = {"config": cfg.to_dict(), "attention": attention, "window": window}
-    return Task(model, config, sample, lm_loss, evaluate, defaults, meta)
+    vcfg = VariantGPTConfig(**cfg.to_dict(), attention=attention, window=window)
+    return Task(
+        VariantGPT(vcfg), {"config": vcfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta
+    )
 
 
 def make_char(
