@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from explore_attention.attention.positional import apply_rope
@@ -137,3 +138,28 @@ def test_bpe_gpt_loads_offline_and_is_trained() -> None:
     # README: 3.23 on the task's validation windows; uniform is log V = 10.8
     assert loss < 0.4 * math.log(len(tok)), loss
     assert abs(loss - ours) < 1e-3
+
+
+def test_save_folder_is_atomic_and_refuses_to_overwrite(tmp_path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from explore_attention.tasks.hf_models import char_tokenizer, save_folder
+
+    tok = char_tokenizer(["abc"])
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    model = LlamaForCausalLM(cfg)  # random weights: only the writing is tested
+    out = save_folder(model, tok, tmp_path / "m", readme="# m\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary folder left
+    assert (out / "README.md").read_text() == "# m\n" and (out / "tokenizer.json").is_file()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_folder(model, tok, out, readme="# again\n")
+    save_folder(model, tok, out, readme="# again\n", overwrite=True, half=True)
+    assert (out / "README.md").read_text() == "# again\n"
+    assert next(model.parameters()).dtype == torch.float32  # half=True stores, keeps the model

@@ -46,6 +46,7 @@ __all__ = [
     "make_llama",
     "make_t5",
     "save_folder",
+    "tokenizer_of",
 ]
 
 SPECIALS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2 in both tokenizers (T5's convention)
@@ -55,7 +56,6 @@ def bpe_tokenizer(text: str, vocab_size: int = 2048) -> Any:
     """A byte-level BPE tokenizer (Sennrich et al. 2016, arXiv:1508.07909; GPT-2's byte-level
     variant) trained on ``text``, as a ``transformers.PreTrainedTokenizerFast``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE(unk_token=None))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -67,16 +67,30 @@ def bpe_tokenizer(text: str, vocab_size: int = 2048) -> Any:
         show_progress=False,
     )
     core.train_from_iterator([text], trainer=trainer)
+    return _fast(core)
+
+
+def _fast(core: Any) -> Any:
+    """A ``tokenizers.Tokenizer`` (or its JSON string) as a ``PreTrainedTokenizerFast``."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    if isinstance(core, str):
+        core = Tokenizer.from_str(core)
     return PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
     )
+
+
+def tokenizer_of(task_meta: dict) -> Any:
+    """The tokenizer a task built, from the JSON its ``meta`` keeps (checkpoint meta is JSON)."""
+    return _fast(task_meta["tokenizer_json"])
 
 
 def char_tokenizer(texts: list[str]) -> Any:
     """One token per character of ``texts`` (ids after :data:`SPECIALS`), ``</s>`` appended to
     every encoded text, as a ``transformers.PreTrainedTokenizerFast`` (T5's conventions)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
     chars = sorted(set("".join(texts)))
     vocab = {t: i for i, t in enumerate([*SPECIALS, *chars])}
@@ -86,9 +100,7 @@ def char_tokenizer(texts: list[str]) -> Any:
     core.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", vocab["</s>"])]
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
+    return _fast(core)
 
 
 @torch.no_grad()
@@ -158,7 +170,7 @@ def make_llama(
         "corpus": "pydoc_data.topics (explore_attention.data.text.pydoc_text)",
         "train_tokens": train.numel(),
         "val_tokens": val.numel(),
-        "tokenizer": tok,
+        "tokenizer_json": tok.backend_tokenizer.to_str(),
     }
     return Task(
         model,
@@ -236,7 +248,7 @@ def make_t5(
     meta = {
         "data": "explore_attention.data.translation.numbers",
         "validation_pairs": val,
-        "tokenizer": tok,
+        "tokenizer_json": tok.backend_tokenizer.to_str(),
     }
     return Task(
         model,
@@ -353,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = replace(task.defaults, seed=args.seed, steps=args.steps or task.defaults.steps)
     res = train(task, cfg, progress=not args.no_progress, name=args.task)
     model = res.model.cpu().eval()
-    tok = task.meta["tokenizer"]
+    tok = tokenizer_of(task.meta)
     val = res.history[-1]["val_loss"]
     command = "python -m explore_attention.tasks.hf_models " + shlex.join(
         sys.argv[1:] if argv is None else argv
