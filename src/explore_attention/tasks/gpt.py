@@ -44,7 +44,14 @@ def val_loss(model: nn.Module, windows: list[tuple[Tensor, Tensor]]) -> float:
 
 
 def _make(
-    kind: str, ids: list[int], cfg: GPTConfig, meta: dict, defaults: TrainConfig, eval_batches: int
+    kind: str,
+    ids: list[int],
+    cfg: GPTConfig,
+    meta: dict,
+    defaults: TrainConfig,
+    eval_batches: int,
+    attention: str = "dense",
+    window: int = 16,
 ) -> Task:
     """A GPT language-model task on the token stream ``ids``."""
     train, val = split_ids(ids, val_fraction=0.1)
@@ -66,7 +73,14 @@ def _make(
         },
         **meta,
     }
-    return Task(GPT(cfg), {"config": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
+    if attention == "dense":
+        return Task(GPT(cfg), {"config": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
+    from ..models.gpt_variants import VariantGPT, VariantGPTConfig
+
+    vcfg = VariantGPTConfig(**cfg.to_dict(), attention=attention, window=window)
+    return Task(
+        VariantGPT(vcfg), {"config": vcfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta
+    )
 
 
 # Each task's GPT (the vocabulary comes from the tokenizer); a task option naming a GPTConfig
@@ -87,14 +101,19 @@ CHAR_TRAIN = TrainConfig(
 BPE_TRAIN = replace(CHAR_TRAIN, steps=1500, batch_size=16, lr=2e-3)
 
 
-def make_char(eval_batches: int = 20, **config: Any) -> Task:
+def make_char(
+    eval_batches: int = 20, attention: str = "dense", window: int = 16, **config: Any
+) -> Task:
     """``gpt-char``: character-level GPT on pydoc text. ``config``: :class:`GPTConfig` fields
     (``num_layers``, ``num_heads``, ``d_model``, ``max_len``, ``dropout``, ``positions``, …)
-    over :data:`CHAR_CONFIG`."""
+    over :data:`CHAR_CONFIG`. ``attention``: ``"dense"`` (softmax), ``"sliding"`` (the last
+    ``window`` tokens) or ``"linear"`` (elu + 1 kernel), the last two as
+    :class:`~explore_attention.models.gpt_variants.VariantGPT`."""
     text = pydoc_text()
     tok = CharTokenizer.from_text(text)
     cfg = replace(CHAR_CONFIG, vocab_size=tok.vocab_size, **config)
-    return _make("char", tok.encode(text), cfg, {"chars": tok.chars}, CHAR_TRAIN, eval_batches)
+    meta = {"chars": tok.chars}
+    return _make("char", tok.encode(text), cfg, meta, CHAR_TRAIN, eval_batches, attention, window)
 
 
 def make_bpe(eval_batches: int = 10, **config: Any) -> Task:
