@@ -65,9 +65,9 @@ class MinimalGPT(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.d_model)
+        self.wpe = nn.Embedding(cfg.max_len, cfg.d_model)
         self.blocks = nn.ModuleList(
-            MinimalBlock(cfg.d_model, cfg.n_head) for _ in range(cfg.n_layer)
+            MinimalBlock(cfg.d_model, cfg.num_heads) for _ in range(cfg.num_layers)
         )
         self.ln_f = nn.LayerNorm(cfg.d_model)
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = GPTConfig(vocab_size=tok.vocab_size)
     train, val = split_ids(tok.encode(text))
     g = torch.Generator().manual_seed(args.seed)
-    val_batches = [random_batch(val, 32, cfg.block_size, g) for _ in range(20)]
+    val_batches = [random_batch(val, 32, cfg.max_len, g) for _ in range(20)]
 
     torch.manual_seed(args.seed)
     ours = GPT(cfg)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name, (model, loss_fn) in models.items():
             model.train()
             n = min(args.chunk, args.steps - done[name])
-            data = [random_batch(train, batch, cfg.block_size, gens[name]) for _ in range(n)]
+            data = [random_batch(train, batch, cfg.max_len, gens[name]) for _ in range(n)]
             t0 = time.perf_counter()
             for i, (x, y) in enumerate(data):
                 for group in opts[name].param_groups:
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
                 model.eval()
                 curves[name].append((done[name], val_loss(loss_fn, val, val_batches)))
     bar.close()
-    tokens = args.steps * batch * cfg.block_size
+    tokens = args.steps * batch * cfg.max_len
     tps = {k: tokens / s for k, s in seconds.items()}
     result = {
         "config": {**cfg.to_dict(), "batch_size": batch, "steps": args.steps},

@@ -1,5 +1,7 @@
-"""Shared fixtures: the bundled MiniLM (loaded once), tiny random HF models saved locally, and
-the tolerance table of DESIGN §6."""
+"""Shared fixtures and helpers: the bundled MiniLM (loaded once), tiny random HF models saved
+locally, the tolerance table of DESIGN §6 (``TOL``), the ``one_thread`` fixture, seeded ``qkv``
+tensors, a ``toy_trace`` and a ``free_port``. Tests import the helpers with
+``from conftest import TOL, qkv``; nothing here is redefined in a test file."""
 
 from __future__ import annotations
 
@@ -79,3 +81,63 @@ def _devices() -> list[str]:
 
 # Parametrise device-agnostic tests with this: @pytest.mark.parametrize("device", DEVICES)
 DEVICES = _devices()
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test on one intra-op thread: tiny models and kernels are fastest that way, and
+    parallel pytest workers on a shared CPU must not fight over cores. Restores the count after.
+    Use it by name, or for a whole module: ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def qkv(
+    B: int = 2,
+    H: int = 2,
+    Hkv: int | None = None,
+    Lq: int = 5,
+    Lk: int | None = None,
+    D: int = 8,
+    Dv: int | None = None,
+    *,
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+    grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded random ``q (B, H, Lq, D)``, ``k (B, Hkv, Lk, D)``, ``v (B, Hkv, Lk, Dv)``.
+
+    Drawn in float64 and cast to ``dtype`` (so every dtype sees the same numbers);
+    ``Hkv`` defaults to ``H``, ``Lk`` to ``Lq``, ``Dv`` to ``D``; ``grad`` makes them leaves that
+    require gradients.
+    """
+    g = torch.Generator().manual_seed(seed)
+    Hkv, Lk, Dv = Hkv or H, Lk or Lq, Dv or D
+    shapes = ((B, H, Lq, D), (B, Hkv, Lk, D), (B, Hkv, Lk, Dv))
+    return tuple(
+        torch.randn(*s, generator=g, dtype=torch.float64).to(dtype).requires_grad_(grad)
+        for s in shapes
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for a test server)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toy_trace(tokens, key_tokens=None, *, layers=2, heads=3, kind="self", seed=0):
+    """A seeded random :class:`~explore_attention.inspect.AttentionTrace` (rows sum to 1) over
+    ``tokens`` (queries) and ``key_tokens`` (keys, default ``tokens``), model name ``"toy"``."""
+    from explore_attention.inspect import AttentionTrace
+
+    key_tokens = tokens if key_tokens is None else key_tokens
+    g = torch.Generator().manual_seed(seed)
+    A = torch.softmax(torch.randn(layers, heads, len(tokens), len(key_tokens), generator=g), -1)
+    return AttentionTrace(A, list(tokens), list(key_tokens), "toy", kind)

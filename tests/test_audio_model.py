@@ -8,19 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from explore_attention.models.audio import AudioTransformer, AudioTransformerConfig, sinusoids
+from explore_attention.models.audio import AudioTransformer, AudioTransformerConfig
 from explore_attention.tasks.audio import shift_frames
 
 CHECKPOINT = Path(__file__).parents[1] / "src/explore_attention/checkpoints/audio-digits"
 
 
-def test_sinusoids_match_float64_formula():
-    pe = sinusoids(50, 16)
-    t = torch.arange(50, dtype=torch.float64)[:, None]
-    i = torch.arange(8, dtype=torch.float64)[None]
-    angle = t / 10_000 ** (2 * i / 16)
-    torch.testing.assert_close(pe[:, 0::2], angle.sin().float(), atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(pe[:, 1::2], angle.cos().float(), atol=1e-6, rtol=1e-5)
+def test_positions_are_the_shared_sinusoids():
+    from explore_attention.attention.positional import sinusoidal_positions
+
+    model = AudioTransformer(n_mels=12, max_frames=30, d_model=16, num_heads=2, num_layers=1)
+    assert torch.equal(model.positions, sinusoidal_positions(15, 16))
 
 
 def test_forward_shapes_weights_and_backends_agree():
@@ -28,14 +26,15 @@ def test_forward_shapes_weights_and_backends_agree():
     model = AudioTransformer(n_mels=12, max_frames=30, d_model=32, num_heads=4, num_layers=2)
     model.eval()
     mel = torch.randn(3, 12, 29)
-    logits, weights = model.forward_with_attentions(mel)
+    out = model(mel, return_weights=True)
+    logits, weights = out.logits, out.attentions["encoder"]
     assert logits.shape == (3, 10) and len(weights) == 2
     assert weights[0].shape == (3, 4, 1 + math.ceil(29 / 2), 1 + math.ceil(29 / 2))
     torch.testing.assert_close(weights[1].sum(-1), torch.ones(3, 4, 16))
     # The fused SDPA path (no weights) computes the same logits as the reference path.
-    torch.testing.assert_close(model(mel), logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model(mel).logits, logits, atol=1e-5, rtol=1e-4)
     # Each clip is classified on its own: batch composition does not matter.
-    torch.testing.assert_close(model(mel[1:2]), logits[1:2], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model(mel[1:2]).logits, logits[1:2], atol=1e-5, rtol=1e-4)
     trace = model.trace(mel[0])
     assert trace.kind == "self" and trace.tokens[:2] == ["[CLS]", "0.00s"]
     assert trace.attentions.shape == (2, 4, 16, 16)
@@ -70,15 +69,6 @@ def test_shift_frames_matches_a_loop():
 
 
 ACCURACY_FLOOR = 0.8  # on a voice never heard in training; chance is 0.1
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny matrices train fastest on one thread, and the suite shares two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.slow

@@ -4,13 +4,13 @@ views show the model's tokens and values, render hostile tokens as text, and nee
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,6 +23,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--host-resolver-rules=MAP evil.example 127.0.0.1",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 HOSTILE = [
@@ -66,12 +67,6 @@ def page(browser):
     ctx.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url():
     port = free_port()
@@ -104,28 +99,61 @@ def tick_texts(page, selector, axis):
     )
 
 
-def heatmap_z(page, selector):
-    return torch.tensor(page.eval_on_selector(selector + " .js-plotly-plot", "el => el.data[0].z"))
+def post(url, body):
+    import json
+    import urllib.request
 
-
-def run_text(page, text):
-    before = page.get_attribute("body", "data-drawn")
-    page.fill("#text", text)
-    page.click("#run")
-    page.wait_for_function(
-        "b => document.body.getAttribute('data-drawn') !== b", arg=before, timeout=60_000
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status, json.loads(r.read())
+
+
+def heatmap_z(page, selector):
+    """The z of the first Plotly plot at (or inside) ``selector``; nulls (masked) kept."""
+    return torch.tensor(
+        page.eval_on_selector(
+            selector or ".js-plotly-plot",
+            "el => (el.classList.contains('js-plotly-plot') ? el : "
+            "el.querySelector('.js-plotly-plot')).data[0].z",
+        )
+    )
+
+
+def wait_drawn(page, before, timeout=60_000):
+    page.wait_for_function(
+        "b => document.body.getAttribute('data-drawn') !== b && "
+        "!document.body.classList.contains('busy')",
+        arg=before,
+        timeout=timeout,
+    )
+
+
+def open_app(page, url):
+    page.goto(url)
+    page.wait_for_function("document.body.getAttribute('data-drawn')", timeout=60_000)
 
 
 def test_app_shows_the_models_tokens_and_weights(page, app_url):
     from explore_attention.inspect import capture, load_model
 
-    page.goto(app_url)
-    page.wait_for_selector("#view-heatmap .main-svg", timeout=60_000)
+    open_app(page, app_url)
     scripts = page.evaluate("document.scripts.length")
+    page.evaluate(
+        "window.sawBusy = false; new MutationObserver(() => { if "
+        "(document.body.classList.contains('busy')) window.sawBusy = true; })"
+        ".observe(document.body, {attributes: true})"
+    )
     text = "The keys <img src=x onerror=alert(1)> & </script><script>alert(1)</script> opened."
-    run_text(page, text)
-    page.select_option("#layer", "2")
+    before = page.get_attribute("body", "data-drawn")
+    page.fill("#text", text)
+    page.press("#text", "Enter")  # Enter runs
+    wait_drawn(page, before)
+    assert page.evaluate("window.sawBusy")  # the old plots were dimmed while it ran
+    before = page.get_attribute("body", "data-drawn")
+    page.select_option("#layer", "2")  # the server sends the new layer
+    wait_drawn(page, before)
     page.select_option("#head", "5")
     page.wait_for_function(
         "document.querySelector('#view-heatmap .gtitle').textContent === 'layer 2, head 5'"
@@ -133,53 +161,243 @@ def test_app_shows_the_models_tokens_and_weights(page, app_url):
     model, tok = load_model()
     trace = capture(model, text, tok)
     z = heatmap_z(page, "#view-heatmap")
-    torch.testing.assert_close(z, trace.attentions[2, 5], atol=6e-5, rtol=0)
+    torch.testing.assert_close(z, trace.attentions[2, 5], atol=2e-5, rtol=0)
     assert tick_texts(page, "#view-heatmap", "x") == trace.tokens
     assert tick_texts(page, "#view-heatmap", "y") == trace.tokens
-    spans = page.eval_on_selector_all("#view-token .ea-token", "s => s.map(e => e.textContent)")
+    spans = page.eval_on_selector_all("#tokens .ea-token", "s => s.map(e => e.textContent)")
     assert spans == trace.tokens
-    # hovering a token shows its row
-    page.hover("#view-token .ea-token[data-index='3']")
-    bars = page.eval_on_selector("#view-token .ea-attends-to", "el => el.data[0].y")
-    torch.testing.assert_close(torch.tensor(bars), trace.attentions[2, 5, 3], atol=6e-5, rtol=0)
+    # hovering a token shows its row, and the same token lights up in the other views
+    page.hover("#tokens .ea-token[data-index='3']")
+    bars = page.eval_on_selector("#view-row", "el => el.data[0].y")
+    torch.testing.assert_close(torch.tensor(bars), trace.attentions[2, 5, 3], atol=2e-5, rtol=0)
+    shape = page.eval_on_selector("#view-heatmap", "el => el.layout.shapes[0]")
+    assert (shape["y0"], shape["y1"]) == (2.5, 3.5)
+    assert page.get_attribute(".ea-hv-query[data-index='3']", "class").count("ea-hv-hover") == 1
+    # the URL holds the state, so the view can be shared
+    assert "layer=2" in page.url and "head=5" in page.url and "text=The+keys" in page.url
     assert page.evaluate("document.scripts.length") == scripts
     assert page.query_selector("img") is None
+    assert page.query_selector(".modebar") is None  # no Plotly toolbar in the tab order
+    labelled = page.eval_on_selector_all(
+        ".js-plotly-plot",
+        "els => els.every(e => e.getAttribute('role') === 'img' && e.getAttribute('aria-label'))",
+    )
+    assert labelled
     assert page.dialogs == [] and page.errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 
 
-def test_app_model_view_click_enlarges(page, app_url):
-    page.goto(app_url)
-    page.wait_for_selector("#view-model .ea-modelview .main-svg", timeout=60_000)
-    cells = page.query_selector_all("#view-model .ea-modelview .nsewdrag")
-    assert len(cells) == 6 * 12
-    cells[12 * 4 + 7].hover()
-    cells[12 * 4 + 7].click()
+def test_app_keyboard_and_shared_url(page, app_url):
+    text = "the cat saw the dog"
+    from urllib.parse import urlencode
+
+    q = urlencode({"model": "default", "text": text, "layer": 3, "head": 4, "focus": 2})
+    open_app(page, app_url + "?" + q)
+    assert page.input_value("#layer") == "3" and page.input_value("#head") == "4"
+    assert page.text_content("#view-heatmap .gtitle") == "layer 3, head 4"
+    assert page.get_attribute("#tokens .ea-token[data-index='2']", "aria-pressed") == "true"
+    # Tab reaches the tokens; arrows move; Enter pins
+    page.focus("#tokens .ea-token[data-index='0']")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.getAttribute('data-index')") == "3"
+    page.keyboard.press("Enter")
+    page.wait_for_function("location.search.includes('focus=3')")
+    assert page.get_attribute("#tokens .ea-token[data-index='3']", "aria-pressed") == "true"
+    # a head-view token is keyboard-reachable too
+    page.focus(".ea-hv-query[data-index='1']")
+    page.keyboard.press("Enter")
+    page.wait_for_function("location.search.includes('focus=1')")
+    assert "ea-hv-focus" in page.get_attribute(".ea-hv-query[data-index='1']", "class")
+    assert page.errors == []
+
+
+def test_app_head_view_and_neuron_view(page, app_url):
+    from explore_attention.inspect import capture, load_model
+
+    open_app(page, app_url)
+    text = "The cat sat on the mat because it was tired."
+    model, tok = load_model()
+    trace = capture(model, text, tok)
+    toggles = page.query_selector_all("#view-head .ea-head-toggle[data-head]")
+    assert len(toggles) == 12  # all heads of the layer, each in its own colour
+    colours = {t.evaluate("e => e.style.borderColor") for t in toggles}
+    assert len(colours) == 12
+    all_lines = int(page.get_attribute("#view-head svg", "data-lines"))
+    page.click("#view-head .ea-head-toggle[data-head='0']")  # switch head 0 off
+    assert page.query_selector("#view-head line[data-head='0']") is None
+    assert int(page.get_attribute("#view-head svg", "data-lines")) < all_lines
+    # hovering a key token shows only the lines into it
+    page.hover(".ea-hv-key[data-index='4']")
+    y = page.eval_on_selector_all("#view-head line", "ls => ls.map(l => l.getAttribute('y2'))")
+    assert y and len(set(y)) == 1
+    n_into = len(y)
+    expected = int((trace.attentions[0, 1:][:, :, 4] > 0.01).sum())
+    assert n_into == expected
+    # neuron view: pin a query token, pick a key
+    page.click("#tokens .ea-token[data-index='2']")
+    page.wait_for_function("location.search.includes('focus=2')")
+    before = page.get_attribute("body", "data-neuron")
+    page.select_option("#neuron-key", "6")
     page.wait_for_function(
-        "document.querySelector('#view-model .ea-enlarged').getAttribute('data-head') === '7'"
+        "b => document.body.getAttribute('data-neuron') !== b && "
+        "document.querySelector('#view-neuron').getAttribute('data-key') === '6'",
+        arg=before,
     )
-    assert page.get_attribute("#view-model .ea-enlarged", "data-layer") == "4"
+    summary = page.text_content("#view-neuron .ea-neuron-summary")
+    assert summary.startswith("query 2 \u201ccat\u201d \u2192 key 6 \u201cmat\u201d: score =")
+    w = page.eval_on_selector("#view-neuron .ea-neuron-softmax", "el => el.data[0].y")
+    torch.testing.assert_close(torch.tensor(w), trace.attentions[0, 0, 2], atol=1e-4, rtol=0)
+    rows = page.eval_on_selector("#view-neuron .ea-neuron-vectors", "el => el.data[0].y")
+    assert rows == ["q", "k", "q \u2299 k"]
+    assert page.errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-neuron.png"), full_page=True)
 
 
-def test_app_bad_input_shows_a_message_and_keeps_serving(page, app_url):
-    page.goto(app_url)
-    page.wait_for_selector("#view-heatmap .main-svg", timeout=60_000)
+def test_app_model_view_click_selects(page, app_url):
+    open_app(page, app_url)
+    cells = page.query_selector_all("#view-model .ea-cell")
+    assert len(cells) == 6 * 12
+    before = page.get_attribute("body", "data-drawn")
+    page.click("#view-model .ea-cell[data-layer='4'][data-head='7']")
+    wait_drawn(page, before)
+    assert page.input_value("#layer") == "4" and page.input_value("#head") == "7"
+    assert page.text_content("#view-heatmap .gtitle") == "layer 4, head 7"
+    sel = page.eval_on_selector_all(
+        "#view-model .ea-selected", "c => c.map(e => e.dataset.layer + ',' + e.dataset.head)"
+    )
+    assert sel == ["4,7"]
+    # the page's one set of controls: every view shows the chosen layer and head
+    assert "layer 4, head 7" in page.text_content("#view-row .gtitle")
+
+
+def choose_model(page, name):
+    """Pick ``name`` in the model list and wait until its answer is drawn."""
+    before = page.get_attribute("body", "data-drawn")
+    page.select_option("#model", name)
+    wait_drawn(page, before)
+
+
+def test_app_head_search_ablation_and_generation(page, app_url):
+    open_app(page, app_url)
+    choose_model(page, "gpt-pydoc-char")  # switching model re-runs
+    assert page.text_content("#info").startswith("gpt-pydoc-char")
+    before = page.get_attribute("body", "data-drawn")
+    page.fill("#text", "def f(x):\n    return x\n\ndef f(x):\n    return")
+    page.click("#run")
+    wait_drawn(page, before)
+    page.select_option("#pattern", "induction")
+    first = page.query_selector("#head-list button.jump")
+    layer, head = first.get_attribute("data-layer"), first.get_attribute("data-head")
+    before = page.get_attribute("body", "data-drawn")
+    first.click()
+    page.wait_for_function(
+        "([l, h]) => document.querySelector('#layer').value === l && "
+        "document.querySelector('#head').value === h",
+        arg=[layer, head],
+    )
+    page.check("#head-list input.off >> nth=0")
+    page.wait_for_function("document.body.getAttribute('data-ablated')", timeout=60_000)
+    assert "switched off" in page.text_content("#ablation-result")
+    traces = page.eval_on_selector("#view-ablation", "el => el.data.map(d => d.name)")
+    assert traces == ["all heads", f"L{layer}H{head} off"]
+    assert page.query_selector(
+        f"#view-model .ea-cell-off[data-layer='{layer}'][data-head='{head}']"
+    )
+    # watch it write: step through the generation
+    page.fill("#text", "def add(a, b):\n    return")
+    page.fill("#gen-max", "8")
+    page.click("#generate")
+    page.wait_for_function("document.body.getAttribute('data-generated')", timeout=60_000)
+    assert page.text_content("#gen-label").startswith("step 1 of 8: wrote")
+    page.click("#gen-next")
+    page.click("#gen-next")
+    assert page.get_attribute("body", "data-gen-step") == "2"
+    body = {
+        "model": "gpt-pydoc-char",
+        "prompt": "def add(a, b):\n    return",
+        "max_new_tokens": 8,
+        "temperature": 0,
+    }
+    code, g = post(app_url + "api/generate", body)
+    assert code == 200
+    sel_layer, sel_head = int(page.input_value("#layer")), int(page.input_value("#head"))
+    want = g["steps"][2]["attention"][sel_layer][sel_head]
+    bars = page.eval_on_selector("#view-gen", "el => el.data[0].y")
+    torch.testing.assert_close(torch.tensor(bars), torch.tensor(want), atol=1e-9, rtol=0)
+    toks = page.eval_on_selector_all("#gen-tokens .ea-token", "s => s.map(e => e.textContent)")
+    assert len(toks) == len(g["prompt_tokens"]) + 3
+    assert page.get_attribute("#gen-tokens .ea-new", "data-index") == str(len(toks) - 1)
+    page.click("#gen-prev")
+    assert page.get_attribute("body", "data-gen-step") == "1"
+    page.click("#gen-play")
+    page.wait_for_function("document.body.getAttribute('data-gen-step') === '7'", timeout=20_000)
+    assert page.text_content("#gen-play") == "play"  # stopped at the end
+    assert page.errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-generate.png"), full_page=True)
+
+
+def test_app_fits_800_px_and_wraps_long_token_strips(browser, app_url):
+    ctx = browser.new_context(viewport={"width": 800, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    text = (
+        "When the quick brown fox jumped over the lazy dog, the dog did not move at all, "
+        "because it was asleep in the warm afternoon sun by the old red barn near the river, "
+        "and nobody in the village wanted to wake it up."
+    )
+    open_app(page, app_url + "?text=" + text.replace(" ", "+"))
+    n = len(page.query_selector_all("#tokens .ea-token"))
+    assert n >= 50
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    tops = page.eval_on_selector_all(
+        "#tokens .ea-token",
+        "s => new Set(s.map(e => Math.round(e.getBoundingClientRect().top))).size",
+    )
+    assert tops >= 2  # the strip wraps
+    right = page.eval_on_selector_all(
+        "#view-model .ea-cell", "cs => Math.max(...cs.map(c => c.getBoundingClientRect().right))"
+    )
+    assert right <= 800  # all twelve heads of every layer are on screen
+    assert errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-800.png"), full_page=True)
+    ctx.close()
+
+
+def test_app_bad_input_clears_old_plots_and_keeps_serving(page, app_url):
+    open_app(page, app_url)
     page.fill("#text", "   ")
     page.click("#run")
     page.wait_for_selector("#message.error", timeout=30_000)
     assert "empty" in page.text_content("#message")
-    page.fill("#model-name", "no-such-org/no-such-model")
-    page.fill("#text", "hello")
-    page.click("#run")
-    page.wait_for_function(
-        "document.querySelector('#message').textContent.includes('no-such-org/no-such-model')",
-        timeout=30_000,
+    assert page.query_selector("#view-heatmap .main-svg") is None  # stale plots are gone
+    assert page.query_selector("#tokens .ea-token") is None
+    answer = page.evaluate(
+        "fetch('api/trace', {method: 'POST', headers: {'Content-Type': 'application/json'}, "
+        "body: JSON.stringify({text: 'hi', model: 'no-such-model'})}).then(r => r.json())"
     )
-    page.fill("#model-name", "")
-    run_text(page, "Still serving.")
+    assert "choose one of ['default', 'gpt-pydoc-char'" in answer["error"]
+    before = page.get_attribute("body", "data-drawn")
+    page.fill("#text", "Still serving.")
+    page.click("#run")
+    wait_drawn(page, before)
     assert page.get_attribute("#message", "class") in ("", "note")
     assert tick_texts(page, "#view-heatmap", "x")[1] == "still"
+
+
+def test_foreign_host_is_refused(page, app_url):
+    port = app_url.rstrip("/").rsplit(":", 1)[1]
+    # evil.example resolves to 127.0.0.1 in this browser (--host-resolver-rules): DNS rebinding
+    r = page.goto(f"http://evil.example:{port}/")
+    assert r.status == 403 and "is not allowed" in page.text_content("body")
+    r = page.goto(f"http://localhost:{port}/")
+    assert r.status == 200
 
 
 def test_saved_views_work_from_file_with_network_blocked(page, tmp_path):
@@ -212,7 +430,7 @@ def test_saved_views_work_from_file_with_network_blocked(page, tmp_path):
             page.wait_for_selector(".main-svg", timeout=30_000)
             plain_scripts = page.evaluate("document.scripts.length")
         page.goto(path.as_uri())
-        page.wait_for_selector(".main-svg", timeout=30_000)
+        page.wait_for_selector(".main-svg, .ea-headview", timeout=30_000)
         assert page.evaluate("document.scripts.length") == plain_scripts
         assert page.query_selector("img") is None and page.query_selector("b") is None
         assert page.text_content(".ea-title").endswith("hostile <b>model</b> (self attention)")
@@ -227,7 +445,7 @@ def test_saved_views_work_from_file_with_network_blocked(page, tmp_path):
             bars = page.eval_on_selector(".ea-attends-to", "el => el.data[0].y")
             torch.testing.assert_close(torch.tensor(bars), A.mean((0, 1))[5], atol=2e-4, rtol=0)
         if make is views.head_view:
-            texts = page.eval_on_selector_all(".textpoint text", "t => t.map(e => e.textContent)")
+            texts = page.eval_on_selector_all(".ea-hv-token", "t => t.map(e => e.textContent)")
             assert texts == shown + shown
         page.screenshot(path=str(ARTIFACTS / f"{make.__name__}.png"), full_page=True)
     assert blocked == [] and page.dialogs == [] and page.errors == []
@@ -248,17 +466,6 @@ def test_saved_view_of_512_tokens_renders(page, tmp_path):
     assert len(tick_texts(page, ".ea-heatmap", "x")) == 128
 
 
-def choose_model(page, name):
-    """Pick the image checkpoint ``name`` in the model list and wait for its maps."""
-    from explore_attention.app.models import checkpoints_dir
-
-    before = page.get_attribute("body", "data-drawn")
-    page.select_option("#model", str(checkpoints_dir() / name))
-    page.wait_for_function(
-        "b => document.body.getAttribute('data-drawn') !== b", arg=before, timeout=60_000
-    )
-
-
 def overlay_z(page, what):
     sel = f"#image-views .ea-image-plot[data-what='{what}']"
     return torch.tensor(page.eval_on_selector(sel, "el => el.data[1].z"))
@@ -271,8 +478,7 @@ def test_app_vit_digits_shows_image_prediction_and_attention(page, app_url):
     from explore_attention.models.vit_hub import vit_trace
     from explore_attention.train import load_checkpoint
 
-    page.goto(app_url)
-    page.wait_for_selector("#view-heatmap .main-svg", timeout=60_000)
+    open_app(page, app_url)
     choose_model(page, "vit-digits")
     assert page.is_hidden("#text-views") and page.is_visible("#image-views")
     before = page.get_attribute("body", "data-drawn")
@@ -287,7 +493,7 @@ def test_app_vit_digits_shows_image_prediction_and_attention(page, app_url):
     x = d.test_x[1]
     trace = vit_trace(model, x)
     with torch.no_grad():
-        pred = int(model(x[None]).argmax())
+        pred = int(model(x[None]).logits.argmax())
     assert page.text_content("#prediction").startswith(f"Prediction: {pred} (")
     assert f"true label: {int(d.test_y[1])}" in page.text_content("#prediction")
     plots = page.eval_on_selector_all(
@@ -315,8 +521,7 @@ def test_app_multimodal_shows_a_map_per_word(page, app_url):
     from explore_attention.tasks.multimodal import encode, make_questions
     from explore_attention.train import load_checkpoint
 
-    page.goto(app_url)
-    page.wait_for_selector("#view-heatmap .main-svg", timeout=60_000)
+    open_app(page, app_url)
     choose_model(page, "multimodal-scenes")
     own = make_questions(1, seed=SCENE_SEED_BASE).question(0)
     assert page.input_value("#question-select") == own

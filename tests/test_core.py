@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TOL
+from conftest import TOL, qkv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,15 +16,6 @@ from explore_attention.attention import attend, masked_softmax, masks, repeat_kv
 
 BACKENDS = ["reference", "sdpa"]
 DTYPES = [torch.float32, torch.float64]
-
-
-def qkv(B=2, H=2, Hkv=None, Lq=5, Lk=None, D=8, Dv=None, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    Hkv, Lk, Dv = Hkv or H, Lk or Lq, Dv or D
-    q = torch.randn(B, H, Lq, D, generator=g, dtype=dtype)
-    k = torch.randn(B, Hkv, Lk, D, generator=g, dtype=dtype)
-    v = torch.randn(B, Hkv, Lk, Dv, generator=g, dtype=dtype)
-    return q, k, v
 
 
 def fwd_bwd(fn, q, k, v, seed=1):

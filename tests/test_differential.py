@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention import masks
@@ -15,15 +16,12 @@ from explore_attention.attention.differential import (
     lambda_init,
 )
 
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-F32 = {"atol": 1e-5, "rtol": 1e-4}
-
 
 def test_lambda_init_schedule():
     assert lambda_init(1) == pytest.approx(0.2)
     for layer in (2, 5, 12):
         assert lambda_init(layer) == pytest.approx(0.8 - 0.6 * math.exp(-0.3 * (layer - 1)))
-    with pytest.raises(ValueError, match="layer_index must be an int >= 1"):
+    with pytest.raises(ValueError, match="layer_index must be >= 1"):
         lambda_init(0)
 
 
@@ -47,10 +45,14 @@ def test_function_matches_formula_forward_backward(causal):
     lam = torch.tensor(0.37, dtype=torch.float64, requires_grad=True)
     res = differential_attention(*ts, v, lam, mask_mod=masks.causal if causal else None)
     out_ref, w_ref = diff_formula(*ts, v, lam, causal)
-    assert_close(res.output, out_ref, **F64)
-    assert_close(res.weights, w_ref, **F64)
-    assert_close(res.weights @ v, res.output, **F64)
-    assert_close(res.weights.sum(-1), torch.full((B, H, L), 1 - 0.37, dtype=torch.float64), **F64)
+    assert_close(res.output, out_ref, **TOL[torch.float64])
+    assert_close(res.weights, w_ref, **TOL[torch.float64])
+    assert_close(res.weights @ v, res.output, **TOL[torch.float64])
+    assert_close(
+        res.weights.sum(-1),
+        torch.full((B, H, L), 1 - 0.37, dtype=torch.float64),
+        **TOL[torch.float64],
+    )
     g = torch.randn_like(out_ref)
     inputs = [*ts, v, lam]
     for a, b in zip(
@@ -58,7 +60,7 @@ def test_function_matches_formula_forward_backward(causal):
         torch.autograd.grad(out_ref, inputs, g),
         strict=True,
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
     # Without weights the fast path gives the same output.
     fast = differential_attention(
         *[t.float() for t in ts],
@@ -68,7 +70,7 @@ def test_function_matches_formula_forward_backward(causal):
         return_weights=False,
     )
     assert fast.weights is None
-    assert_close(fast.output, out_ref.float(), **F32)
+    assert_close(fast.output, out_ref.float(), **TOL[torch.float32])
 
 
 def module_formula(mod, x, causal):
@@ -97,16 +99,17 @@ def test_module_matches_paper(causal, layer):
     torch.manual_seed(1)
     mod = DifferentialAttention(24, 3, layer_index=layer).double()
     x = torch.randn(2, 7, 24, dtype=torch.float64)
-    out, w = mod(x, masks.causal if causal else None)
+    res = mod(x, masks.causal if causal else None)
+    out, w = res.output, res.weights
     assert out.shape == (2, 7, 24) and w.shape == (2, 3, 7, 7)
     ref = module_formula(mod, x, causal)
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])
     g = torch.randn_like(out)
     params = list(mod.parameters())
     for a, b in zip(
         torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g), strict=True
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def test_errors():
@@ -120,3 +123,22 @@ def test_errors():
         differential_attention(q, q, torch.randn(1, 1, 2, 4), q, q, 0.5)
     with pytest.raises(TypeError, match="lam must be"):
         differential_attention(q, q, q, q, q, "0.5")
+
+
+def test_lam_shape_is_checked_and_per_head_lam_is_applied_per_head():
+    """Issue 11: ``lam`` of shape (H,) broadcast against the value dimension, silently. It must
+    broadcast to (B, H, 1, 1); one λ per head then weights each head's second map."""
+    g = torch.Generator().manual_seed(0)
+    q1, k1, q2, k2 = (torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64) for _ in range(4))
+    v = torch.randn(2, 3, 5, 3, generator=g, dtype=torch.float64)  # Dv = H = 3
+    lam = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    for bad in (lam, lam.view(3, 1), torch.zeros(2, 3, 5, 1), torch.zeros(1, 1, 1, 1, 1)):
+        with pytest.raises(
+            ValueError, match=r"lam must be a scalar or broadcastable to \(B, H, 1, 1\)"
+        ):
+            differential_attention(q1, k1, q2, k2, v, bad)
+    res = differential_attention(q1, k1, q2, k2, v, lam.view(1, 3, 1, 1))
+    for h in range(3):
+        out, w = diff_formula(q1[:, h], k1[:, h], q2[:, h], k2[:, h], v[:, h], float(lam[h]))
+        assert_close(res.output[:, h], out, **TOL[torch.float64])
+        assert_close(res.weights[:, h], w, **TOL[torch.float64])

@@ -30,7 +30,7 @@ validation:
     not_found: info
   unrecognized_links: info
   omitted_files: info
-hooks: [{root}/docs/hooks/mathml.py]
+hooks: [{root}/docs/hooks/mathml.py, {root}/docs/hooks/clean_outputs.py]
 nav:
   - Home: index.md
   - types/scaled_dot_product.md

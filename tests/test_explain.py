@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TOL
 from torch import nn
 
 from explore_attention import explain
 from explore_attention.attention.multihead import MultiHeadAttention
 from explore_attention.inspect.trace import AttentionTrace
-
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-F32 = {"atol": 1e-5, "rtol": 1e-4}
+from explore_attention.models.output import ModelOutput
 
 
 def random_attn(layers=3, heads=4, L=7, seed=0):
@@ -37,13 +36,15 @@ def test_rollout_matches_numpy_float64(fusion, np_fuse):
     trace = AttentionTrace(A, list("abcdefg"), list("abcdefg"), "toy", "self")
     ours = explain.rollout(trace, head_fusion=fusion)
     ref = torch.from_numpy(numpy_rollout(A.double().numpy(), np_fuse)).float()
-    torch.testing.assert_close(ours, ref, **F32)
-    torch.testing.assert_close(ours.sum(-1), torch.ones(7), **F32)
+    torch.testing.assert_close(ours, ref, **TOL[torch.float32])
+    torch.testing.assert_close(ours.sum(-1), torch.ones(7), **TOL[torch.float32])
 
 
 def test_rollout_one_layer_is_half_attention_plus_half_identity():
     A = random_attn(layers=1, heads=1, L=5)
-    torch.testing.assert_close(explain.rollout(A), 0.5 * A[0, 0] + 0.5 * torch.eye(5), **F32)
+    torch.testing.assert_close(
+        explain.rollout(A), 0.5 * A[0, 0] + 0.5 * torch.eye(5), **TOL[torch.float32]
+    )
 
 
 def test_rollout_causal_stays_lower_triangular():
@@ -75,7 +76,9 @@ def test_flow_hand_computed_two_layers():
     # By hand: i=0,j=0: min(.9,.6)+min(.3,.4)=.9 ; i=0,j=1: min(.1,.6)+min(.7,.4)=.5
     #          i=1,j=0: min(.9,.2)+min(.3,.8)=.5 ; i=1,j=1: min(.1,.2)+min(.7,.8)=.8
     expected = torch.tensor([[0.9, 0.5], [0.5, 0.8]])
-    torch.testing.assert_close(explain.flow(A, residual=False, normalize=False), expected, **F32)
+    torch.testing.assert_close(
+        explain.flow(A, residual=False, normalize=False), expected, **TOL[torch.float32]
+    )
 
 
 def test_flow_two_layers_matches_min_cut_formula_random():
@@ -87,11 +90,13 @@ def test_flow_two_layers_matches_min_cut_formula_random():
     for i in range(5):
         for j in range(5):
             ref[i, j] = sum(min(fused[0, k, j], fused[1, i, k]) for k in range(5))
-    torch.testing.assert_close(explain.flow(A, normalize=False), ref.float(), **F32)
+    torch.testing.assert_close(explain.flow(A, normalize=False), ref.float(), **TOL[torch.float32])
     # normalised as in the authors' release: each output row sums to 1
     norm = ref / ref.sum(-1, keepdim=True)
-    torch.testing.assert_close(explain.flow(A), norm.float(), **F32)
-    torch.testing.assert_close(explain.flow(A, queries=[2])[0], norm[2].float(), **F32)
+    torch.testing.assert_close(explain.flow(A), norm.float(), **TOL[torch.float32])
+    torch.testing.assert_close(
+        explain.flow(A, queries=[2])[0], norm[2].float(), **TOL[torch.float32]
+    )
     with pytest.raises(ValueError, match="queries"):
         explain.flow(A, queries=[5])
 
@@ -99,7 +104,7 @@ def test_flow_two_layers_matches_min_cut_formula_random():
 def test_flow_one_layer_equals_capacities():
     A = random_attn(layers=1, heads=2, L=4)
     torch.testing.assert_close(
-        explain.flow(A, residual=False, normalize=False), A.mean(1)[0], **F32
+        explain.flow(A, residual=False, normalize=False), A.mean(1)[0], **TOL[torch.float32]
     )
 
 
@@ -117,7 +122,7 @@ def test_gradient_relevance_matches_numpy():
     G = torch.randn(A.shape, generator=torch.Generator().manual_seed(2))
     ref = numpy_chefer(A.double().numpy(), G.double().numpy())
     torch.testing.assert_close(
-        explain.gradient_relevance(A, G), torch.from_numpy(ref).float(), **F32
+        explain.gradient_relevance(A, G), torch.from_numpy(ref).float(), **TOL[torch.float32]
     )
     with pytest.raises(ValueError, match="grads shape"):
         explain.gradient_relevance(A, G[:, :, :3])
@@ -128,8 +133,11 @@ class OneLayer(nn.Module):
         super().__init__()
         self.mha = MultiHeadAttention(8, 2)
 
-    def forward(self, x):
-        return self.mha(x)[0]
+    def forward(self, x, *, return_weights=False):
+        a = self.mha(x, return_weights=return_weights)
+        return ModelOutput(
+            a.output, attentions={"encoder": (a.weights,)} if return_weights else None
+        )
 
 
 def test_attention_gradients_of_our_model_match_analytic_gradient():
@@ -137,17 +145,17 @@ def test_attention_gradients_of_our_model_match_analytic_gradient():
     model = OneLayer().double()
     x = torch.randn(1, 5, 8, dtype=torch.float64)
     c = torch.randn(8, dtype=torch.float64)
-    A, G = explain.attention_gradients(model, x, lambda out: (out[0, 0] * c).sum())
+    A, G = explain.attention_gradients(model, x, lambda out: (out.logits[0, 0] * c).sum())
     # out = concat_h(A_h V_h) W_o^T + b, so dS/dA_h[i, j] = [i == 0] (c W_o)_h . V_h[j].
     m = model.mha
     V = (x[0] @ m.v_proj.weight.T + m.v_proj.bias).view(5, 2, 4).transpose(0, 1)  # (H, L, Dh)
     cw = (c @ m.out_proj.weight).view(2, 4)  # (H, Dh)
     ref = torch.zeros(1, 2, 5, 5, dtype=torch.float64)
     ref[0, :, 0, :] = torch.einsum("hd,hjd->hj", cw, V)
-    torch.testing.assert_close(G, ref.float(), **F32)
+    torch.testing.assert_close(G, ref.float(), **TOL[torch.float32])
     with torch.no_grad():
-        _, w = m(x)
-    torch.testing.assert_close(A, w.float(), **F32)
+        w = m(x).weights
+    torch.testing.assert_close(A, w.float(), **TOL[torch.float32])
 
 
 def test_attention_gradients_hf_model_gives_its_attentions():
@@ -168,7 +176,7 @@ def test_attention_gradients_hf_model_gives_its_attentions():
     ids = torch.randint(0, 50, (1, 6))
     A, G = explain.attention_gradients(model, {"input_ids": ids}, lambda o: o.logits[0, 1])
     ref = model(input_ids=ids, output_attentions=True).attentions
-    torch.testing.assert_close(A, torch.stack([a[0] for a in ref]), **F32)
+    torch.testing.assert_close(A, torch.stack([a[0] for a in ref]), **TOL[torch.float32])
     assert A.shape == G.shape == (2, 2, 6, 6)
     assert G.abs().sum() > 0
     with pytest.raises(TypeError, match="dict"):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TOL, qkv
 from torch.testing import assert_close
 
 from explore_attention.attention import attend, core, flex, masks
-
-F64 = {"atol": 1e-10, "rtol": 1e-7}
 
 pytestmark = pytest.mark.skipif(
     not flex.available()[0], reason=f"FlexAttention unavailable: {flex.available()[1]}"
@@ -17,15 +16,6 @@ pytestmark = pytest.mark.skipif(
 
 def test_registered_when_available():
     assert "flex" in core.BACKENDS
-
-
-def qkv(H, Hkv, Lq, Lk, D=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(2, H, Lq, D, generator=g, dtype=torch.float64),
-        torch.randn(2, Hkv, Lk, D, generator=g, dtype=torch.float64),
-        torch.randn(2, Hkv, Lk, D, generator=g, dtype=torch.float64),
-    )
 
 
 def rel_bias(score, b, h, q_idx, kv_idx):
@@ -38,19 +28,19 @@ def rel_bias(score, b, h, q_idx, kv_idx):
 )
 @pytest.mark.parametrize("score_mod", [None, rel_bias])
 def test_matches_reference(Lq, Lk, mask, score_mod):
-    q, k, v = qkv(4, 2, Lq, Lk)
+    q, k, v = qkv(2, 4, 2, Lq, Lk)
     out = attend(q, k, v, mask_mod=mask, score_mod=score_mod, backend="flex", return_weights=False)
     ref = attend(q, k, v, mask_mod=mask, score_mod=score_mod, backend="reference")
-    assert_close(out.output, ref.output, **F64)
+    assert_close(out.output, ref.output, **TOL[torch.float64])
 
 
 def test_fully_masked_rows_are_zero():
-    q, k, v = qkv(2, 2, 30, 10)  # Lq > Lk with causal: the first 20 rows see no key
+    q, k, v = qkv(2, 2, 2, 30, 10)  # Lq > Lk with causal: the first 20 rows see no key
     out = attend(q, k, v, mask_mod=masks.causal, backend="flex", return_weights=False).output
     assert torch.equal(out[:, :, :20], torch.zeros_like(out[:, :, :20]))
 
 
 def test_gradients_refused_clearly_in_eager_mode():
-    q, k, v = (t.requires_grad_(True) for t in qkv(2, 2, 8, 8))
+    q, k, v = (t.requires_grad_(True) for t in qkv(2, 2, 2, 8, 8))
     with pytest.raises(ValueError, match="backward"):
         attend(q, k, v, backend="flex", return_weights=False)

@@ -9,20 +9,19 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOL
 
 from explore_attention.models.gpt import GPT, GPTConfig
 from explore_attention.train import get_task, load_checkpoint, train
-
-TOL32 = {"atol": 1e-5, "rtol": 1e-4}
 
 
 def _model(positions: str = "learned", **kw) -> GPT:
     torch.manual_seed(0)
     cfg = GPTConfig(
         vocab_size=37,
-        block_size=24,
-        n_layer=2,
-        n_head=4,
+        max_len=24,
+        num_layers=2,
+        num_heads=4,
         d_model=32,
         positions=positions,
         **kw,
@@ -40,7 +39,7 @@ def test_causal_future_tokens_change_nothing(positions: str) -> None:
     x = torch.randint(0, 37, (2, 20))
     y = x.clone()
     y[:, 12:] = torch.randint(0, 37, (2, 8))
-    torch.testing.assert_close(m(x).logits[:, :12], m(y).logits[:, :12], **TOL32)
+    torch.testing.assert_close(m(x).logits[:, :12], m(y).logits[:, :12], **TOL[torch.float32])
     assert not torch.allclose(m(x).logits[:, 12:], m(y).logits[:, 12:])
 
 
@@ -52,14 +51,14 @@ def test_kv_cache_equals_full_forward(positions: str) -> None:
     cache = m.new_cache(3)
     parts = [m(x[:, :7], cache=cache).logits]  # prefill a chunk, then one token at a time
     parts += [m(x[:, i : i + 1], cache=cache).logits for i in range(7, 20)]
-    torch.testing.assert_close(torch.cat(parts, dim=1), full, **TOL32)
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("positions", ["learned", "rope"])
 def test_cached_generation_equals_uncached(positions: str) -> None:
     m = _model(positions)
     prompt = torch.randint(0, 37, (2, 5))
-    # 40 new tokens > block_size 24: exercises the crop-and-rebuild path too
+    # 40 new tokens > max_len 24: exercises the crop-and-rebuild path too
     a = m.generate(prompt, 40, temperature=0, use_cache=True)
     b = m.generate(prompt, 40, temperature=0, use_cache=False)
     assert a.shape == (2, 45)
@@ -69,16 +68,6 @@ def test_cached_generation_equals_uncached(positions: str) -> None:
     s1 = m.generate(prompt, 10, temperature=0.9, top_k=5, generator=g1)
     s2 = m.generate(prompt, 10, temperature=0.9, top_k=5, generator=g2, use_cache=False)
     assert torch.equal(s1, s2)
-
-
-@pytest.fixture
-def one_thread():
-    """Training tests run one intra-op thread: under `pytest -n 2` on 2 cores, more threads per
-    worker only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_top_k_restricts_sampling() -> None:
@@ -106,20 +95,20 @@ def test_loss_and_attention_weights_against_float64_formula() -> None:
     k = blk.attn.k_proj(a).view(2, 11, 4, 8).transpose(1, 2)  # (B, H, L, D)
     s = q @ k.transpose(-2, -1) / math.sqrt(8)
     s = s.masked_fill(torch.ones(11, 11, dtype=torch.bool).triu(1), float("-inf"))
-    torch.testing.assert_close(out.attentions[0], s.softmax(-1), atol=1e-10, rtol=1e-7)
-    assert out.attentions[1].shape == (2, 4, 11, 11)
+    torch.testing.assert_close(out.attentions["decoder"][0], s.softmax(-1), atol=1e-10, rtol=1e-7)
+    assert out.attentions["decoder"][1].shape == (2, 4, 11, 11)
     assert m(x).attentions is None  # weights only when asked
 
 
 def test_attention_only_blocks_have_no_mlp() -> None:
-    m = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=2, mlp_ratio=0, d_model=16, n_head=2))
+    m = GPT(GPTConfig(vocab_size=10, max_len=8, num_layers=2, mlp_ratio=0, d_model=16, num_heads=2))
     assert not any("mlp" in n for n, _ in m.named_parameters())
     assert m(torch.zeros(1, 8, dtype=torch.long)).logits.shape == (1, 8, 10)
 
 
 def test_bad_input() -> None:
     m = _model()
-    with pytest.raises(ValueError, match="exceeds block_size"):
+    with pytest.raises(ValueError, match="exceeds max_len"):
         m(torch.zeros(1, 25, dtype=torch.long))
     with pytest.raises(ValueError, match=r"shape \(B, L\)"):
         m(torch.zeros(25, dtype=torch.long))
@@ -129,43 +118,43 @@ def test_bad_input() -> None:
         m([[1, 2]])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="targets must have"):
         m(torch.zeros(1, 5, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="divisible by n_head"):
-        GPTConfig(d_model=30, n_head=4)
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        GPTConfig(d_model=30, num_heads=4)
     with pytest.raises(ValueError, match="positions must be one of"):
         GPTConfig(positions="alibi")
     with pytest.raises(ValueError, match="even head dim"):
-        GPTConfig(d_model=12, n_head=4, positions="rope")
-    with pytest.raises(ValueError, match="n_layer must be"):
-        GPTConfig(n_layer=0)
+        GPTConfig(d_model=12, num_heads=4, positions="rope")
+    with pytest.raises(ValueError, match="num_layers must be"):
+        GPTConfig(num_layers=0)
     with pytest.raises(ValueError, match="top_k"):
         m.generate(torch.zeros(1, 2, dtype=torch.long), 3, top_k=0)
     with pytest.raises(ValueError, match="temperature"):
         m.generate(torch.zeros(1, 2, dtype=torch.long), 3, temperature=-1.0)
-    with pytest.raises(TypeError, match="cfg must be"):
+    with pytest.raises(TypeError, match="config must be"):
         GPT("small")  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
 def test_short_char_training_learns_and_checkpoint_reloads(tmp_path, one_thread) -> None:
-    opts = dict(n_layer=2, n_head=4, d_model=64, block_size=32, eval_batches=4)
+    opts = dict(num_layers=2, num_heads=4, d_model=64, max_len=32, eval_batches=4)
     task = get_task("gpt-char", seed=0, **opts)
     before = task.evaluate(task.model)["val_loss"]
-    assert abs(before - math.log(task.model.cfg.vocab_size)) < 0.3  # uniform at init
+    assert abs(before - math.log(task.model.config.vocab_size)) < 0.3  # uniform at init
     cfg = replace(task.defaults, steps=150, batch_size=16, lr=3e-3, warmup=10, eval_every=150)
     res = train(task, cfg, out=tmp_path / "run", progress=False, name="gpt-char")
     after = res.history[-1]["val_loss"]
     assert after < 2.9, f"validation loss {before:.3f} -> {after:.3f}"
     model, config = load_checkpoint(tmp_path / "run")
     assert isinstance(model, GPT)
-    x = torch.randint(0, model.cfg.vocab_size, (1, 16))
-    torch.testing.assert_close(model(x).logits, res.model.eval()(x).logits, **TOL32)
+    x = torch.randint(0, model.config.vocab_size, (1, 16))
+    torch.testing.assert_close(model(x).logits, res.model.eval()(x).logits, **TOL[torch.float32])
     assert config["task"] == "gpt-char"
 
 
 @pytest.mark.slow
 def test_short_bpe_training_learns(one_thread) -> None:
     task = get_task(
-        "gpt-bpe", seed=0, n_layer=1, n_head=2, d_model=32, block_size=16, eval_batches=1
+        "gpt-bpe", seed=0, num_layers=1, num_heads=2, d_model=32, max_len=16, eval_batches=1
     )
     before = task.evaluate(task.model)["val_loss"]
     cfg = replace(task.defaults, steps=40, batch_size=8, lr=1e-2, warmup=5, eval_every=40)

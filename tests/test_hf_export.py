@@ -9,29 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TOL
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from explore_attention.data.text import CharTokenizer, pydoc_text, random_batch, split_ids
 from explore_attention.models.gpt import GPT, GPTConfig
 from explore_attention.models.hf_export import export_gpt2, load_gpt, to_gpt2
 
-TOL32 = {"atol": 1e-5, "rtol": 1e-4}
 SHIPPED = Path(__file__).parents[1] / "src/explore_attention/checkpoints/gpt-pydoc-char"
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: under `pytest -n 2` on 2 cores, more threads per worker contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(vocab: int = 50, tie: bool = True) -> GPT:
     torch.manual_seed(0)
     cfg = GPTConfig(
-        vocab_size=vocab, block_size=32, n_layer=2, n_head=4, d_model=32, tie_weights=tie
+        vocab_size=vocab, max_len=32, num_layers=2, num_heads=4, d_model=32, tie_weights=tie
     )
     m = GPT(cfg).eval()
     with torch.no_grad():  # non-trivial LayerNorm gains/biases and projections
@@ -48,9 +39,9 @@ def test_hf_gpt2_computes_our_logits_and_attention(tie: bool) -> None:
     x = torch.randint(0, 50, (2, 17))
     ours = m(x, return_weights=True)
     theirs = hf(x, output_attentions=True)
-    torch.testing.assert_close(theirs.logits, ours.logits, **TOL32)
-    for a, b in zip(theirs.attentions, ours.attentions):
-        torch.testing.assert_close(a, b, **TOL32)
+    torch.testing.assert_close(theirs.logits, ours.logits, **TOL[torch.float32])
+    for a, b in zip(theirs.attentions, ours.attentions["decoder"], strict=True):
+        torch.testing.assert_close(a, b, **TOL[torch.float32])
     assert hf.config.tie_word_embeddings is tie
 
 
@@ -64,11 +55,11 @@ def test_export_folder_loads_offline_with_auto_classes(tmp_path: Path) -> None:
     ids = hf_tok(text, return_tensors="pt")["input_ids"]
     assert ids[0].tolist() == tok.encode(text)  # one id per character, unknown -> <unk>
     assert hf_tok.decode(tok.encode("def f(): pass\n")) == "def f(): pass\n"
-    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL32)
+    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL[torch.float32])
     back = load_gpt(path)
     torch.testing.assert_close(back(ids).logits, m(ids).logits, atol=0, rtol=0)
     meta = json.loads((path / "explore_attention.json").read_text())
-    assert meta["note"] == "test" and meta["gpt_config"]["vocab_size"] == tok.vocab_size
+    assert meta["note"] == "test" and meta["config"]["vocab_size"] == tok.vocab_size
 
 
 def test_export_refuses_overwrite_and_non_gpt2_models(tmp_path: Path) -> None:
@@ -78,10 +69,10 @@ def test_export_refuses_overwrite_and_non_gpt2_models(tmp_path: Path) -> None:
         export_gpt2(m, tmp_path / "a")
     export_gpt2(m, tmp_path / "a", overwrite=True)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
-    rope = GPT(GPTConfig(vocab_size=10, n_layer=1, positions="rope"))
+    rope = GPT(GPTConfig(vocab_size=10, num_layers=1, positions="rope"))
     with pytest.raises(ValueError, match="positions='rope'"):
         to_gpt2(rope)
-    attn_only = GPT(GPTConfig(vocab_size=10, n_layer=1, mlp_ratio=0))
+    attn_only = GPT(GPTConfig(vocab_size=10, num_layers=1, mlp_ratio=0))
     with pytest.raises(ValueError, match="mlp_ratio=0"):
         to_gpt2(attn_only)
     with pytest.raises(TypeError, match="explore_attention GPT"):
@@ -92,14 +83,14 @@ def test_bpe_export_uses_gpt2_ids(tmp_path: Path) -> None:
     from explore_attention.data.text import gpt2_tokenizer
 
     torch.manual_seed(0)
-    m = GPT(GPTConfig(vocab_size=50257, block_size=16, n_layer=1, n_head=2, d_model=8)).eval()
+    m = GPT(GPTConfig(vocab_size=50257, max_len=16, num_layers=1, num_heads=2, d_model=8)).eval()
     path = export_gpt2(m, tmp_path / "bpe", gpt2_tokenizer())
     hf_tok = AutoTokenizer.from_pretrained(path)
     assert hf_tok("Hello world")["input_ids"] == [15496, 995]
     hf = AutoModelForCausalLM.from_pretrained(path)
     assert hf.config.eos_token_id == 50256
     ids = torch.tensor([[15496, 995]])
-    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL32)
+    torch.testing.assert_close(hf(ids).logits, m(ids).logits, **TOL[torch.float32])
 
 
 def test_shipped_char_checkpoint_matches_its_readme(one_thread) -> None:
@@ -136,5 +127,5 @@ def test_inspect_capture_sees_the_same_attention_via_hf_and_ours(tmp_path: Path)
     ours = capture(m, text, tok)
     assert via_hf.kind == ours.kind == "causal"
     assert via_hf.tokens == ours.tokens == list(text)
-    torch.testing.assert_close(via_hf.attentions, ours.attentions, **TOL32)
+    torch.testing.assert_close(via_hf.attentions, ours.attentions, **TOL[torch.float32])
     assert via_hf.attentions.shape == (2, 4, len(text), len(text))

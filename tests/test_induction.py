@@ -24,16 +24,6 @@ from explore_attention.train import get_task, load_checkpoint, train
 SHIPPED = Path(__file__).parents[1] / "src/explore_attention/checkpoints/induction-2l"
 
 
-@pytest.fixture
-def one_thread():
-    """Training tests run one intra-op thread: under `pytest -n 2` on 2 cores, more threads per
-    worker only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_data_generators() -> None:
     g = torch.Generator().manual_seed(0)
     x = repeated_tokens(5, 7, 11, g)

@@ -8,6 +8,7 @@ from torch import nn
 
 from explore_attention.attention import MultiHeadAttention, masks
 from explore_attention.inspect import AttentionTrace, capture, load_model
+from explore_attention.models.output import ModelOutput
 
 TEXT = "The animal didn't cross the street because it was too tired"
 
@@ -118,7 +119,7 @@ def test_text_too_long(minilm):
 def test_token_label_mismatch_and_batches(minilm):
     model, tok = minilm
     ids = tok("hello there", return_tensors="pt")["input_ids"]  # (1, 4)
-    with pytest.raises(ValueError, match="tokens has 2 entries but the input has 4"):
+    with pytest.raises(ValueError, match="tokens has 2 tokens but the attention has length 4"):
         capture(model, ids, tokens=["a", "b"])
     with pytest.raises(ValueError, match="batch size 1"):
         capture(model, ids.repeat(2, 1), tok)
@@ -140,7 +141,8 @@ def test_token_label_mismatch_and_batches(minilm):
 
 
 class TinyDecoder(nn.Module):
-    """Embedding + causal self-attention layers + cross-attention to a memory."""
+    """Embedding + causal self-attention layers + cross-attention to a memory; returns the
+    project's ModelOutput (sites "decoder" and, with a memory, "cross")."""
 
     def __init__(self, vocab: int = 11, d: int = 8, heads: int = 2, layers: int = 3) -> None:
         super().__init__()
@@ -148,28 +150,45 @@ class TinyDecoder(nn.Module):
         self.self_attn = nn.ModuleList(MultiHeadAttention(d, heads) for _ in range(layers))
         self.cross_attn = nn.ModuleList(MultiHeadAttention(d, heads) for _ in range(layers))
 
-    def forward(self, ids, memory=None):
+    def forward(self, ids, memory=None, *, return_weights=False):
         x = self.emb(ids)
+        selfs, crosses = [], []
         for sa, ca in zip(self.self_attn, self.cross_attn):
-            x = x + sa(x, mask_mod=masks.causal, return_weights=False)[0]
+            a = sa(x, mask_mod=masks.causal, return_weights=return_weights)
+            x = x + a.output
+            selfs.append(a.weights)
             if memory is not None:
-                x = x + ca(x, memory, return_weights=False)[0]
-        return x
+                c = ca(x, memory, return_weights=return_weights)
+                x = x + c.output
+                crosses.append(c.weights)
+        att = {"decoder": tuple(selfs)}
+        if memory is not None:
+            att["cross"] = tuple(crosses)
+        return ModelOutput(x, attentions=att if return_weights else None)
 
 
 def _reference_weights(model, ids, memory=None):
-    """Recompute each layer's weights by calling the modules directly (no hooks)."""
+    """Recompute each layer's weights by the formula softmax(q kᵀ / √d) on the modules' own
+    projections (independent of ModelOutput)."""
     selfs, crosses = [], []
+
+    def weights(m, x, kv, causal):
+        B, Lq, _ = x.shape
+        q = m.q_proj(x).view(B, Lq, m.num_heads, -1).transpose(1, 2)
+        k = m.k_proj(kv).view(B, kv.shape[1], m.num_heads, -1).transpose(1, 2)
+        s = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+        if causal:
+            s = s.masked_fill(torch.ones(Lq, Lq, dtype=torch.bool).triu(1), float("-inf"))
+        return s.softmax(-1)[0]
+
     with torch.no_grad():
         x = model.emb(ids)
         for sa, ca in zip(model.self_attn, model.cross_attn):
-            o, w = sa(x, mask_mod=masks.causal)
-            selfs.append(w[0])
-            x = x + o
+            selfs.append(weights(sa, x, x, True))
+            x = x + sa(x, mask_mod=masks.causal).output
             if memory is not None:
-                o, w = ca(x, memory)
-                crosses.append(w[0])
-                x = x + o
+                crosses.append(weights(ca, x, memory, False))
+                x = x + ca(x, memory).output
     return torch.stack(selfs), (torch.stack(crosses) if crosses else None)
 
 
@@ -213,18 +232,17 @@ def test_encoder_decoder_labels_without_tokenizer():
         capture(model, inputs, kind="cross", tokens=tgt_labels)
 
 
-def test_own_model_self_attention_via_hooks():
+def test_own_model_self_attention_from_model_output():
     torch.manual_seed(0)
     model = TinyDecoder().train()
     ids = torch.tensor([1, 5, 2, 7, 3])
     trace = capture(model, ids, tokens=list("abcde"))
     expected, _ = _reference_weights(model, ids[None])
     assert isinstance(trace, AttentionTrace) and trace.kind == "causal"
-    assert torch.equal(trace.attentions, expected)
+    torch.testing.assert_close(trace.attentions, expected)
     assert trace.attentions.shape == (3, 2, 5, 5)
     assert model.training  # restored
-    assert trace.meta["layers"] == ["self_attn.0", "self_attn.1", "self_attn.2"]
-    assert not model.self_attn[0]._forward_pre_hooks  # hooks removed
+    assert trace.meta == {"source": "explore_attention", "site": "decoder"}
 
 
 def test_own_model_cross_attention():
@@ -236,7 +254,8 @@ def test_own_model_cross_attention():
         model, (ids, memory), tokens=["x", "y", "z"], key_tokens=list("PQRS"), kind="cross"
     )
     _, expected = _reference_weights(model, ids, memory)
-    assert trace.kind == "cross" and torch.equal(trace.attentions, expected)
+    assert trace.kind == "cross"
+    torch.testing.assert_close(trace.attentions, expected)
     assert trace.attentions.shape == (3, 2, 3, 4) and trace.key_tokens == list("PQRS")
     with pytest.raises(ValueError, match="key_tokens"):
         capture(model, (ids, memory), tokens=["x", "y", "z"], kind="cross")
@@ -256,9 +275,35 @@ def test_own_model_errors():
     model = TinyDecoder()
     with pytest.raises(ValueError, match=r"tokens=\[\.\.\.\]"):
         capture(model, torch.tensor([1, 2, 3]))
-    with pytest.raises(ValueError, match="tokens has 2 entries"):
+    with pytest.raises(ValueError, match="tokens has 2 tokens"):
         capture(model, torch.tensor([1, 2, 3]), tokens=["a", "b"])
-    with pytest.raises(ValueError, match="no cross"):
+    with pytest.raises(ValueError, match="no kind='cross'"):
         capture(model, torch.tensor([1, 2, 3]), tokens=list("abc"), kind="cross")
-    with pytest.raises(TypeError, match="MultiHeadAttention"):
+    with pytest.raises(ValueError, match="site must be one of"):
+        capture(model, torch.tensor([1, 2, 3]), tokens=list("abc"), site="text")
+    with pytest.raises(TypeError, match="ModelOutput"):
         capture(nn.Linear(2, 2), torch.zeros(1, 2), tokens=["a"])
+
+
+def test_own_encoder_decoder_sites_by_kind_and_site():
+    """The Transformer has three sites; kind picks one, site must agree, kind=None is ambiguous."""
+    from explore_attention.models.transformer import Transformer
+
+    torch.manual_seed(0)
+    model = Transformer(src_vocab=9, tgt_vocab=9, d_model=16, num_heads=2, num_layers=2).eval()
+    src, tgt = torch.tensor([[3, 4, 5, 6]]), torch.tensor([[1, 7, 8]])
+    with torch.no_grad():
+        att = model(src, tgt, return_weights=True).attentions
+    labels = {"self": (list("abcd"), None), "causal": (list("xyz"), None),
+              "cross": (list("xyz"), list("abcd"))}  # fmt: skip
+    for kind, site in (("self", "encoder"), ("causal", "decoder"), ("cross", "cross")):
+        tokens, keys = labels[kind]
+        tr = capture(model, (src, tgt), tokens=tokens, key_tokens=keys, kind=kind)
+        assert tr.kind == kind and tr.meta["site"] == site
+        torch.testing.assert_close(tr.attentions, torch.stack([w[0] for w in att[site]]))
+        same = capture(model, (src, tgt), tokens=tokens, key_tokens=keys, site=site)
+        assert torch.equal(same.attentions, tr.attentions)
+    with pytest.raises(ValueError, match="several sites"):
+        capture(model, (src, tgt), tokens=list("abcd"))
+    with pytest.raises(ValueError, match="not kind='self'"):
+        capture(model, (src, tgt), tokens=list("xyz"), kind="self", site="decoder")

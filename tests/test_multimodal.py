@@ -77,17 +77,19 @@ def test_cross_attention_matches_float64_formula() -> None:
     m = _model().double()
     q = make_questions(3, seed=1)
     x, ids = q.scenes.images.double(), q.ids
-    logits, att = m.forward_with_attentions(x, ids)
-    torch.testing.assert_close(m(x, ids), logits, atol=1e-10, rtol=1e-7)
+    out = m(x, ids, return_weights=True)
+    logits, att = out.logits, out.attentions
+    assert sorted(att) == ["cross", "encoder", "text"]
+    torch.testing.assert_close(m(x, ids).logits, logits, atol=1e-10, rtol=1e-7)
     # recompute layer 0's cross-attention from the module's weights
     from explore_attention.models.vit import patchify
 
     z = patchify(x, 4) @ m.patch_embed.weight.T + m.patch_embed.bias + m.patch_pos
-    z, _ = m.image_blocks[0](z)
+    z = m.image_blocks[0](z).output
     z = m.image_norm(z)
     t = m.word_embed(ids) + m.word_pos[:, : ids.shape[1]]
     blk = m.text_blocks[0]
-    a, _ = blk.self_attn(blk.norm1(t), key_padding_mask=ids == 0)
+    a = blk.self_attn(blk.norm1(t), key_padding_mask=ids == 0).output
     t = t + a
     h = F.layer_norm(t, (32,), blk.norm2.weight, blk.norm2.bias)
     ca = blk.cross_attn
@@ -101,7 +103,7 @@ def test_padding_changes_nothing() -> None:
     m = _model(max_text_len=12)
     q = make_questions(4, seed=2)
     longer = torch.cat([q.ids, torch.zeros(4, 3, dtype=torch.int64)], 1)
-    torch.testing.assert_close(m(q.scenes.images, longer), m(q.scenes.images, q.ids))
+    torch.testing.assert_close(m(q.scenes.images, longer).logits, m(q.scenes.images, q.ids).logits)
 
 
 def test_capture_cross_attention() -> None:
@@ -112,7 +114,7 @@ def test_capture_cross_attention() -> None:
     tr = capture(
         m, (q.scenes.images, q.ids[:, :n]), tokens=words, key_tokens=m.patch_tokens, kind="cross"
     )
-    _, att = m.forward_with_attentions(q.scenes.images, q.ids[:, :n])
+    att = m(q.scenes.images, q.ids[:, :n], return_weights=True).attentions
     torch.testing.assert_close(tr.attentions, torch.stack([a[0] for a in att["cross"]]))
     assert tr.attentions.shape == (2, 4, n, 36) and tr.kind == "cross"
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from explore_attention.attention import masks, sparse
-from explore_attention.viz.patterns import draw_mask, draw_masks, draw_weights, draw_weights_grid
+from explore_attention.viz.patterns import draw_mask, draw_masks, draw_weights_grid
+from explore_attention.viz.static import heatmap
 
 
 @pytest.fixture(autouse=True)
@@ -55,24 +56,25 @@ def test_draw_mask_tokens_and_rectangular():
     assert np.array_equal(
         np.asarray(ax.images[0].get_array()), masks.materialize(masks.causal, 3, 5)[0, 0].numpy()
     )
-    with pytest.raises(ValueError, match="tokens has 2 entries, expected 3"):
+    with pytest.raises(ValueError, match="tokens has 2 tokens but the attention has length 3"):
         draw_mask(masks.causal, 3, tokens=["a", "b"])
 
 
-def test_draw_weights_signed_and_grid():
+def test_heatmap_signed_and_grid():
     w = torch.softmax(torch.randn(1, 1, 6, 6), -1)
-    fig = draw_weights(w, title="softmax", tokens=list("abcdef"))
+    fig = heatmap(w, list("abcdef"), title="softmax")
     ax = fig.axes[0]
     assert ax.get_title() == "softmax" and ax.get_xlabel() and ax.get_ylabel()
     assert ax.images[0].get_cmap().name == "viridis"
     assert np.allclose(np.asarray(ax.images[0].get_array()), w[0, 0].numpy())
     signed = w[0, 0] - 0.5 * torch.softmax(torch.randn(6, 6), -1)
-    fig = draw_weights(signed, title="differential")
+    fig = heatmap(signed, title="differential")
     assert fig.axes[0].images[0].get_cmap().name == "RdBu_r"
+    assert fig.axes[0].get_xlabel() == "key j"  # no tokens: positions
     fig = draw_weights_grid([w, signed], ["exact", "diff"], suptitle="compare")
     assert [a.get_title() for a in fig.axes if a.images] == ["exact", "diff"]
     with pytest.raises(ValueError, match=r"\(Lq, Lk\) matrix"):
-        draw_weights(torch.rand(2, 3, 4))
+        heatmap(torch.rand(2, 3, 4))
     with pytest.raises(ValueError, match="titles has 1 entries for 2"):
         draw_weights_grid([w, w], ["one"])
     with pytest.raises(ValueError, match="at least one"):

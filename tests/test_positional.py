@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 from transformers import LlamaConfig
 from transformers.models.bloom.modeling_bloom import build_alibi_tensor
@@ -26,10 +27,6 @@ from explore_attention.attention.positional import (
     sinusoidal_positions,
     t5_relative_position_bucket,
 )
-
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-F32 = {"atol": 1e-5, "rtol": 1e-4}
-
 
 # --------------------------------------------------------------------------- RoPE
 
@@ -56,8 +53,8 @@ def test_rope_matches_hugging_face_llama(head_dim, base):
     pos = torch.arange(L)[None].expand(B, L)
     cos, sin = hf_rotary(head_dim, base)(q, pos)
     q_hf, k_hf = apply_rotary_pos_emb(q, k, cos, sin)
-    assert_close(apply_rope(q, base=base), q_hf, **F32)
-    assert_close(apply_rope(k, pos, base=base), k_hf, **F32)
+    assert_close(apply_rope(q, base=base), q_hf, **TOL[torch.float32])
+    assert_close(apply_rope(k, pos, base=base), k_hf, **TOL[torch.float32])
 
 
 def test_rope_rotation_layout_matches_hugging_face_float64():
@@ -69,7 +66,7 @@ def test_rope_rotation_layout_matches_hugging_face_float64():
     pos = torch.randint(0, 16384, (B, L))
     cos, sin = rope_cos_sin(pos, D, dtype=torch.float64)  # (B, L, D)
     x_hf, _ = apply_rotary_pos_emb(x, x, cos, sin)
-    assert_close(apply_rope(x, pos), x_hf, **F64)
+    assert_close(apply_rope(x, pos), x_hf, **TOL[torch.float64])
 
 
 def rope_paper64(x, positions, base=10000.0):
@@ -88,7 +85,7 @@ def test_rope_matches_pairwise_rotation_formula():
     torch.manual_seed(2)
     x = torch.randn(1, 2, 9, 8, dtype=torch.float64)
     pos = torch.tensor([0, 1, 2, 5, 100, 1000, 4096, 9999, 16383])
-    assert_close(apply_rope(x, pos), rope_paper64(x, pos), **F64)
+    assert_close(apply_rope(x, pos), rope_paper64(x, pos), **TOL[torch.float64])
 
 
 def test_rope_scores_depend_only_on_relative_position():
@@ -106,13 +103,13 @@ def test_rope_scores_depend_only_on_relative_position():
 
     for i, j in [(5, 2), (3, 3), (0, 7), (100, 40)]:
         for shift in (1, 17, 1000, 12345):
-            assert_close(score(i + shift, j + shift), score(i, j), **F64)
+            assert_close(score(i + shift, j + shift), score(i, j), **TOL[torch.float64])
     # And the full score matrix of a sequence is a Toeplitz matrix: constant along diagonals.
     x = torch.randn(1, 1, 1, D, dtype=torch.float64).expand(1, 1, 12, D)
     s = apply_rope(x) @ apply_rope(x).transpose(-2, -1)  # (1, 1, 12, 12)
     for d in range(-11, 12):
         diag = torch.diagonal(s[0, 0], offset=d)
-        assert_close(diag, diag[:1].expand_as(diag), **F64)
+        assert_close(diag, diag[:1].expand_as(diag), **TOL[torch.float64])
 
 
 def test_rope_long_positions_float32_vs_float64_and_norm():
@@ -124,9 +121,9 @@ def test_rope_long_positions_float32_vs_float64_and_norm():
     y32 = apply_rope(x64.float(), pos)
     y64 = apply_rope(x64, pos)
     assert y32.dtype == torch.float32
-    assert_close(y32, y64.float(), **F32)
-    assert_close(y32.norm(dim=-1), x64.float().norm(dim=-1), **F32)
-    assert_close(y64.norm(dim=-1), x64.norm(dim=-1), **F64)
+    assert_close(y32, y64.float(), **TOL[torch.float32])
+    assert_close(y32.norm(dim=-1), x64.float().norm(dim=-1), **TOL[torch.float32])
+    assert_close(y64.norm(dim=-1), x64.norm(dim=-1), **TOL[torch.float64])
     # Low precision in, rotated in float32, cast back: within the bfloat16 tolerance.
     xbf = x64.bfloat16()
     ybf = apply_rope(xbf, pos)
@@ -142,7 +139,7 @@ def test_rope_gradcheck_and_non_contiguous():
     # A transposed (non-contiguous) view gives the same result as its contiguous copy.
     y = torch.randn(1, 5, 2, 6).transpose(1, 2)  # (B, H, L, D) view, not contiguous
     assert not y.is_contiguous()
-    assert_close(apply_rope(y, pos), apply_rope(y.contiguous(), pos), **F32)
+    assert_close(apply_rope(y, pos), apply_rope(y.contiguous(), pos), **TOL[torch.float32])
 
 
 def test_rope_errors():
@@ -167,8 +164,8 @@ def test_sinusoidal_matches_vaswani_formula():
         for i in range(d // 2):
             ref[pos, 2 * i] = math.sin(pos / 10000 ** (2 * i / d))
             ref[pos, 2 * i + 1] = math.cos(pos / 10000 ** (2 * i / d))
-    assert_close(pe, ref, **F64)
-    assert_close(sinusoidal_positions(L, d), ref.float(), **F32)
+    assert_close(pe, ref, **TOL[torch.float64])
+    assert_close(sinusoidal_positions(L, d), ref.float(), **TOL[torch.float32])
     with pytest.raises(ValueError, match="dim must be even"):
         sinusoidal_positions(4, 7)
 
@@ -200,17 +197,19 @@ def test_alibi_slopes_paper_values():
     assert_close(
         alibi_slopes(8, dtype=torch.float64),
         torch.tensor([2.0**-h for h in range(1, 9)], dtype=torch.float64),
-        **F64,
+        **TOL[torch.float64],
     )
     assert_close(
         alibi_slopes(16, dtype=torch.float64),
         torch.tensor([2 ** (-0.5 * h) for h in range(1, 17)], dtype=torch.float64),
-        **F64,
+        **TOL[torch.float64],
     )
     # Non-power of two (6 heads): the 4-head slopes, then every other 8-head slope.
     expect6 = [2 ** (-8 * h / 4) for h in range(1, 5)] + [2 ** (-8 * h / 8) for h in (1, 3)]
     assert_close(
-        alibi_slopes(6, dtype=torch.float64), torch.tensor(expect6, dtype=torch.float64), **F64
+        alibi_slopes(6, dtype=torch.float64),
+        torch.tensor(expect6, dtype=torch.float64),
+        **TOL[torch.float64],
     )
 
 
@@ -218,7 +217,7 @@ def test_alibi_slopes_paper_values():
 def test_alibi_slopes_match_bloom(n):
     """BLOOM's implementation (Hugging Face) builds slope·position; position 1 gives the slopes."""
     hf = build_alibi_tensor(torch.ones(1, 2), n, torch.float32)[:, 0, 1]  # (n,)
-    assert_close(alibi_slopes(n), hf, **F32)
+    assert_close(alibi_slopes(n), hf, **TOL[torch.float32])
 
 
 def test_alibi_score_mod_matches_formula_and_bloom():
@@ -230,11 +229,11 @@ def test_alibi_score_mod_matches_formula_and_bloom():
     i, j = torch.arange(L)[:, None], torch.arange(L)[None, :]
     s = q @ k.transpose(-2, -1) / math.sqrt(D) - m[:, None, None] * (i - j).abs()
     s = s.masked_fill(j > i, float("-inf"))
-    assert_close(res.weights, torch.softmax(s, -1), **F64)
+    assert_close(res.weights, torch.softmax(s, -1), **TOL[torch.float64])
     # BLOOM adds m·j instead of -m·(i-j): equal after softmax under the causal mask.
     bloom = build_alibi_tensor(torch.ones(B, L), H, torch.float64).view(B, H, 1, L)
     s_b = (q @ k.transpose(-2, -1) / math.sqrt(D) + bloom).masked_fill(j > i, float("-inf"))
-    assert_close(res.output, torch.softmax(s_b, -1) @ v, **F64)
+    assert_close(res.output, torch.softmax(s_b, -1) @ v, **TOL[torch.float64])
     with pytest.raises(ValueError, match=r"built for 4 heads, attention has H=6"):
         attend(q, k, v, score_mod=alibi(4))
 
@@ -270,14 +269,16 @@ def test_t5_bias_matches_hugging_face_compute_bias(is_decoder):
     ours = T5RelativeBias(4, bidirectional=not is_decoder, num_buckets=16, max_distance=40)
     with torch.no_grad():
         ours.embedding.weight.copy_(hf.relative_attention_bias.weight)
-    assert_close(ours.bias(50), hf.compute_bias(50, 50), **F32)
+    assert_close(ours.bias(50), hf.compute_bias(50, 50), **TOL[torch.float32])
     # A KV-cached step: 3 new queries after 47 cached tokens.
-    assert_close(ours.bias(3, 50), hf.compute_bias(3, 50, past_seen_tokens=47), **F32)
+    assert_close(
+        ours.bias(3, 50), hf.compute_bias(3, 50, past_seen_tokens=47), **TOL[torch.float32]
+    )
     # As a score_mod inside attend (T5 does not scale by 1/sqrt(d)).
     q, k, v = torch.randn(2, 4, 3, 8), torch.randn(2, 4, 50, 8), torch.randn(2, 4, 50, 8)
     res = attend(q, k, v, score_mod=ours, scale=1.0, backend="reference")
     ref = torch.softmax(q @ k.transpose(-2, -1) + hf.compute_bias(3, 50, past_seen_tokens=47), -1)
-    assert_close(res.weights, ref, **F32)
+    assert_close(res.weights, ref, **TOL[torch.float32])
 
 
 def test_t5_errors():
@@ -323,8 +324,8 @@ def test_shaw_matches_paper_equations(Lq, Lk, causal):
     res = mod(q, k, v, mask_mod=masks.causal if causal else None)
     mask = masks.materialize(masks.causal, Lq, Lk)[0, 0] if causal else None
     out_ref, w_ref = shaw64(mod, q, k, v, mask)
-    assert_close(res.output, out_ref, **F64)
-    assert_close(res.weights, w_ref, **F64)
+    assert_close(res.output, out_ref, **TOL[torch.float64])
+    assert_close(res.weights, w_ref, **TOL[torch.float64])
     g = torch.randn_like(out_ref)
     params = [q, k, v, mod.rel_k.weight, mod.rel_v.weight]
     for a, b in zip(
@@ -332,7 +333,7 @@ def test_shaw_matches_paper_equations(Lq, Lk, causal):
         torch.autograd.grad(out_ref, params, g),
         strict=True,
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def test_shaw_errors():

@@ -12,12 +12,17 @@ import math
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention.rnn import BahdanauAttention, LuongAttention
 
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-F32 = {"atol": 1e-5, "rtol": 1e-4}
+
+def run(mod, query, keys, keep=None, **kw):
+    """``(context, weights)`` of ``mod``; ``keep`` (B, L) True = a real token, as the references
+    take it; the module takes ``key_padding_mask = ~keep`` (True = padding)."""
+    out = mod(query, keys, None if keep is None else ~keep, **kw)
+    return out.output, out.weights
 
 
 # --------------------------------------------------------------------------- the references
@@ -101,14 +106,14 @@ def test_forward_backward_float64(name, build, ref, Dq, Dk, masked):
     s = torch.randn(B, Dq, dtype=torch.float64, requires_grad=True)
     h = torch.randn(B, L, Dk, dtype=torch.float64, requires_grad=True)
     mask = make_mask([7, 4, 1], L) if masked else None
-    ctx, w = mod(s, h, mask)
+    ctx, w = run(mod, s, h, mask)
     ctx_ref, w_ref = ref(mod, s, h, mask)
     assert ctx.shape == (B, Dk) and w.shape == (B, L)
-    assert_close(ctx, ctx_ref, **F64)
-    assert_close(w, w_ref, **F64)
+    assert_close(ctx, ctx_ref, **TOL[torch.float64])
+    assert_close(w, w_ref, **TOL[torch.float64])
     if masked:
         assert bool((w[~mask] == 0).all())
-    assert_close(w.sum(-1), torch.ones(B, dtype=torch.float64), **F64)
+    assert_close(w.sum(-1), torch.ones(B, dtype=torch.float64), **TOL[torch.float64])
 
     # Backward: the same scalar through module and reference, gradients for inputs and params.
     g_ctx, g_w = torch.randn_like(ctx), torch.randn_like(w)
@@ -117,7 +122,7 @@ def test_forward_backward_float64(name, build, ref, Dq, Dk, masked):
     grads = torch.autograd.grad((ctx * g_ctx).sum() + (w * g_w).sum(), inputs)
     grads_ref = torch.autograd.grad((ctx_ref * g_ctx).sum() + (w_ref * g_w).sum(), inputs)
     for g, gr in zip(grads, grads_ref, strict=True):
-        assert_close(g, gr, **F64)
+        assert_close(g, gr, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("name,build,ref,Dq,Dk", MODULES, ids=[m[0] for m in MODULES])
@@ -126,11 +131,11 @@ def test_float32_matches_float64_formula(name, build, ref, Dq, Dk):
     mod = build()
     s, h = torch.randn(2, Dq), torch.randn(2, 9, Dk)
     mask = make_mask([9, 5], 9)
-    ctx, w = mod(s, h, mask)
+    ctx, w = run(mod, s, h, mask)
     ctx_ref, w_ref = ref(mod, s, h, mask)
     assert ctx.dtype == torch.float32
-    assert_close(ctx, ctx_ref.float(), **F32)
-    assert_close(w, w_ref.float(), **F32)
+    assert_close(ctx, ctx_ref.float(), **TOL[torch.float32])
+    assert_close(w, w_ref.float(), **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("name,build,ref,Dq,Dk", MODULES, ids=[m[0] for m in MODULES])
@@ -140,7 +145,7 @@ def test_gradcheck(name, build, ref, Dq, Dk):
     s = torch.randn(2, Dq, dtype=torch.float64, requires_grad=True)
     h = torch.randn(2, 4, Dk, dtype=torch.float64, requires_grad=True)
     mask = make_mask([4, 2], 4)
-    assert torch.autograd.gradcheck(lambda a, b: mod(a, b, mask), (s, h))
+    assert torch.autograd.gradcheck(lambda a, b: run(mod, a, b, mask), (s, h))
 
 
 # --------------------------------------------------------------------------- masks and edge cases
@@ -153,7 +158,7 @@ def test_fully_masked_row_gives_zeros_not_nan(name, build, ref, Dq, Dk):
     s = torch.randn(2, Dq, requires_grad=True)
     h = torch.randn(2, 5, Dk, requires_grad=True)
     mask = make_mask([5, 0], 5)
-    ctx, w = mod(s, h, mask)
+    ctx, w = run(mod, s, h, mask)
     assert_close(ctx[1], torch.zeros(Dk))
     assert_close(w[1], torch.zeros(5))
     (ctx.sum() + w.sum()).backward()
@@ -172,10 +177,10 @@ def test_padding_content_cannot_leak(bad):
     ):
         s, h = torch.randn(2, 4), torch.randn(2, 6, 4)
         mask = make_mask([6, 3], 6)
-        ctx, w = mod(s, h, mask)
+        ctx, w = run(mod, s, h, mask)
         h2 = h.clone()
         h2[1, 3:] = bad
-        ctx2, w2 = mod(s, h2, mask)
+        ctx2, w2 = run(mod, s, h2, mask)
         assert_close(ctx2, ctx)
         assert_close(w2, w)
 
@@ -183,12 +188,12 @@ def test_padding_content_cannot_leak(bad):
 def test_single_position_and_equal_scores():
     mod = LuongAttention(3, 3, "dot")
     h = torch.randn(2, 1, 3)
-    ctx, w = mod(torch.randn(2, 3), h)
+    ctx, w = run(mod, torch.randn(2, 3), h)
     assert_close(w, torch.ones(2, 1))
     assert_close(ctx, h[:, 0])
     # A zero query scores every position 0: uniform weights, context = mean of the annotations.
     h = torch.randn(2, 5, 3)
-    ctx, w = mod(torch.zeros(2, 3), h)
+    ctx, w = run(mod, torch.zeros(2, 3), h)
     assert_close(w, torch.full((2, 5), 0.2))
     assert_close(ctx, h.mean(1))
 
@@ -199,8 +204,8 @@ def test_bahdanau_projected_keys_reused():
     mod = BahdanauAttention(4, 6, 5)
     s, h = torch.randn(3, 4), torch.randn(3, 7, 6)
     pk = mod.project_keys(h)
-    ctx, w = mod(s, h)
-    ctx2, w2 = mod(s, h, projected_keys=pk)
+    ctx, w = run(mod, s, h)
+    ctx2, w2 = run(mod, s, h, projected_keys=pk)
     assert_close(ctx2, ctx)
     assert_close(w2, w)
 
@@ -211,7 +216,7 @@ def test_dot_equals_luong_general_with_identity():
     with torch.no_grad():
         gen.score.weight.copy_(torch.eye(4))
     s, h = torch.randn(2, 4), torch.randn(2, 5, 4)
-    for a, b in zip(dot(s, h), gen(s, h), strict=True):
+    for a, b in zip(run(dot, s, h), run(gen, s, h), strict=True):
         assert_close(a, b)
 
 
@@ -233,7 +238,7 @@ def test_bahdanau_learns_to_copy_alignment():
     try:
         for _ in range(80):
             h, s, target = batch()
-            _, w = mod(s, h)
+            _, w = run(mod, s, h)
             loss = -torch.log(w[torch.arange(32), target] + 1e-9).mean()
             opt.zero_grad()
             loss.backward()
@@ -241,7 +246,7 @@ def test_bahdanau_learns_to_copy_alignment():
     finally:
         torch.set_num_threads(threads)
     h, s, target = batch()
-    _, w = mod(s, h)
+    _, w = run(mod, s, h)
     picked = w[torch.arange(32), target]
     assert picked.mean() > 0.6, f"mean weight on the target position {picked.mean():.3f}"
     assert loss.item() < math.log(6) / 2
@@ -274,7 +279,7 @@ def test_forward_errors():
         mod(torch.randn(3, 4), h)
     with pytest.raises(TypeError, match="bool"):
         mod(s, h, torch.ones(2, 5))
-    with pytest.raises(ValueError, match=r"mask must have shape \(B, L\) = \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"key_padding_mask must have shape \(B, L\) = \(2, 5\)"):
         mod(s, h, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(TypeError, match="share a dtype"):
         mod(s.double(), h)

@@ -9,17 +9,11 @@ import pytest
 import torch
 
 from explore_attention.data import synthetic
+from explore_attention.models.output import ModelOutput
 from explore_attention.tasks import compare
 from explore_attention.tasks.synthetic import make_task
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_synthetic_tasks() -> None:
@@ -64,7 +58,7 @@ def test_activation_bytes_count_what_autograd_saves() -> None:
             self.lin = torch.nn.Linear(6, 10, bias=False)
 
         def forward(self, src, tgt_in):
-            return self.lin(self.emb(tgt_in).detach())
+            return ModelOutput(self.lin(self.emb(tgt_in).detach()))
 
     batch = (torch.ones(3, 2, dtype=torch.long), torch.ones(3, 5, dtype=torch.long))
     n = compare.saved_bytes(Probe(), batch)

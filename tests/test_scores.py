@@ -10,16 +10,16 @@ from conftest import TOL
 
 from explore_attention.attention import scores
 
-TOL64 = TOL[torch.float64]
-
 
 def test_dot_and_scaled_dot():
     q = torch.randn(2, 3, 5, 7, dtype=torch.float64)
     k = torch.randn(2, 3, 4, 7, dtype=torch.float64)
     ref = torch.einsum("bhid,bhjd->bhij", q, k)
-    torch.testing.assert_close(scores.dot(q, k), ref, **TOL64)
-    torch.testing.assert_close(scores.scaled_dot(q, k), ref / math.sqrt(7), **TOL64)
-    torch.testing.assert_close(scores.scaled_dot(q, k, scale=-2.0), -2.0 * ref, **TOL64)
+    torch.testing.assert_close(scores.dot(q, k), ref, **TOL[torch.float64])
+    torch.testing.assert_close(scores.scaled_dot(q, k), ref / math.sqrt(7), **TOL[torch.float64])
+    torch.testing.assert_close(
+        scores.scaled_dot(q, k, scale=-2.0), -2.0 * ref, **TOL[torch.float64]
+    )
     # one entry by the definition
     assert scores.dot(q, k)[1, 2, 3, 1].item() == pytest.approx(
         float((q[1, 2, 3] * k[1, 2, 1]).sum())
@@ -32,7 +32,7 @@ def test_general_is_q_w_k():
     q = torch.randn(2, 4, 5, dtype=torch.float64)
     k = torch.randn(2, 6, 3, dtype=torch.float64)
     ref = torch.einsum("bip,pq,bjq->bij", q, g.weight, k)
-    torch.testing.assert_close(g(q, k), ref, **TOL64)
+    torch.testing.assert_close(g(q, k), ref, **TOL[torch.float64])
 
 
 def test_additive_is_v_tanh_wq_plus_uk():
@@ -46,8 +46,8 @@ def test_additive_is_v_tanh_wq_plus_uk():
         for i in range(4):
             for j in range(6):
                 ref[b, i, j] = v @ torch.tanh(W @ q[b, i] + U @ k[b, j] + bU)
-    torch.testing.assert_close(a(q, k), ref, **TOL64)
-    torch.testing.assert_close(a(q, k, projected_keys=a.project_keys(k)), ref, **TOL64)
+    torch.testing.assert_close(a(q, k), ref, **TOL[torch.float64])
+    torch.testing.assert_close(a(q, k, projected_keys=a.project_keys(k)), ref, **TOL[torch.float64])
 
 
 def test_scores_have_gradients():

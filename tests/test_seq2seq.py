@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TOL
 
 from explore_attention import train as tr
 from explore_attention.decoding import beam_search, greedy, reorder_state
 from explore_attention.models.seq2seq import ATTENTIONS, Seq2Seq
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-ATOL, RTOL = 1e-5, 1e-4  # float32 row of DESIGN §6
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(attention: str, cell: str = "gru") -> Seq2Seq:
     torch.manual_seed(0)
-    return Seq2Seq(12, 11, emb_dim=8, hidden=16, attention=attention, cell=cell).eval()
+    return Seq2Seq(
+        src_vocab=12, tgt_vocab=11, emb_dim=8, hidden=16, attention=attention, cell=cell
+    ).eval()
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
@@ -35,13 +28,16 @@ def test_padding_changes_nothing(attention: str, cell: str) -> None:
     a, b = torch.tensor([[3, 4, 5, 6, 7]]), torch.tensor([[8, 9, 10]])
     tgt = torch.tensor([[1, 4, 5, 6], [1, 7, 3, 9]])
     batch = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0]])
-    out, w = m(batch, tgt, return_weights=True)
-    torch.testing.assert_close(out[:1], m(a, tgt[:1]), atol=ATOL, rtol=RTOL)
-    torch.testing.assert_close(out[1:], m(b, tgt[1:]), atol=ATOL, rtol=RTOL)
+    res = m(batch, tgt, return_weights=True)
+    out = res.logits
+    torch.testing.assert_close(out[:1], m(a, tgt[:1]).logits, **TOL[torch.float32])
+    torch.testing.assert_close(out[1:], m(b, tgt[1:]).logits, **TOL[torch.float32])
     if attention == "none":
-        assert w is None
+        assert res.attentions == {}
     else:
-        assert w.shape == (2, 4, 5)
+        (w,) = res.attentions["cross"]  # one layer, one head
+        assert w.shape == (2, 1, 4, 5)
+        w = w[:, 0]
         torch.testing.assert_close(w.sum(-1), torch.ones(2, 4))
         assert torch.all(w[1, :, 3:] == 0)
 
@@ -64,13 +60,13 @@ def test_decoding_greedy_and_beam() -> None:
     # greedy picks the teacher-forced argmax at every step of its own output
     for row, h in zip(src, hyp):
         tgt_in = torch.tensor([[1, *h]])
-        logits = m(row[None, : int((row != 0).sum())], tgt_in)
+        logits = m(row[None, : int((row != 0).sum())], tgt_in).logits
         assert logits[0, : len(h)].argmax(-1).tolist() == h
     assert beam_search(m, src, beam=1, max_len=6) == hyp
 
     def logp(row: torch.Tensor, h: list[int]) -> float:
         ids = torch.tensor([[1, *h, 2]])
-        lp = torch.log_softmax(m(row[None], ids[:, :-1]), -1)
+        lp = torch.log_softmax(m(row[None], ids[:, :-1]).logits, -1)
         return float(lp[0].gather(1, ids[0, 1:, None]).sum().detach())
 
     # a wider beam never finds a worse complete hypothesis than greedy (length-normalised)
@@ -101,11 +97,11 @@ def test_every_variant_learns(attention: str) -> None:
 
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="attention must be one of"):
-        Seq2Seq(5, 5, attention="luong-cosine")
+        Seq2Seq(src_vocab=5, tgt_vocab=5, attention="luong-cosine")
     with pytest.raises(ValueError, match="cell"):
-        Seq2Seq(5, 5, cell="rnn")
+        Seq2Seq(src_vocab=5, tgt_vocab=5, cell="rnn")
     with pytest.raises(ValueError, match="hidden"):
-        Seq2Seq(5, 5, hidden=0)
+        Seq2Seq(src_vocab=5, tgt_vocab=5, hidden=0)
     m = _model("bahdanau")
     with pytest.raises(ValueError, match="src must be a"):
         m(torch.zeros(2, 3), torch.ones(2, 2, dtype=torch.long))

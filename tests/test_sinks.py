@@ -7,14 +7,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention import attend, masks
 from explore_attention.attention.positional import apply_rope
 from explore_attention.attention.sinks import SinkKVCache, sink_window
-
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-F32 = {"atol": 1e-5, "rtol": 1e-4}
 
 
 @pytest.mark.parametrize("L,s,w", [(20, 4, 5), (9, 0, 3), (7, 2, 10), (1, 1, 1)])
@@ -36,19 +34,19 @@ def test_attend_with_sinks_matches_float64_formula_and_sdpa():
         e = torch.stack([(q[..., i, :] * k[..., j, :]).sum(-1) / math.sqrt(D) for j in S], -1)
         a = torch.softmax(e, -1)
         out[..., i, :] = sum(a[..., n, None] * v[..., j, :] for n, j in enumerate(S))
-    assert_close(res.output, out, **F64)
+    assert_close(res.output, out, **TOL[torch.float64])
     q32, k32, v32 = (t.float().requires_grad_() for t in (q, k, v))
     o = attend(q32, k32, v32, mask_mod=mod, backend="sdpa", return_weights=False).output
     m = masks.materialize(mod, L)
     o_ref = F.scaled_dot_product_attention(q32, k32, v32, attn_mask=m)
-    assert_close(o, o_ref, **F32)
+    assert_close(o, o_ref, **TOL[torch.float32])
     g = torch.randn_like(o)
     for a, b in zip(
         torch.autograd.grad(o, (q32, k32, v32), g),
         torch.autograd.grad(o_ref, (q32, k32, v32), g),
         strict=True,
     ):
-        assert_close(a, b, **F32)
+        assert_close(a, b, **TOL[torch.float32])
 
 
 def test_streaming_cache_equals_masked_full_attention_without_rope():
@@ -62,7 +60,7 @@ def test_streaming_cache_equals_masked_full_attention_without_rope():
         kc, vc = cache.append(k[:, :, t : t + 1], v[:, :, t : t + 1])
         assert kc.shape[2] == min(t + 1, s + w)
         out_t = attend(q[:, :, t : t + 1], kc, vc, backend="reference").output
-        assert_close(out_t, full[:, :, t : t + 1], **F64)
+        assert_close(out_t, full[:, :, t : t + 1], **TOL[torch.float64])
     assert cache.seen == L
     assert cache.original_positions().tolist() == [0, 1, 2, *range(L - w, L)]
 
@@ -100,17 +98,43 @@ def test_streaming_cache_with_rope_uses_cache_positions():
         )
         a = torch.softmax(e, -1)
         ref = sum(a[..., p, None] * v[:, :, j] for p, j in enumerate(kept))
-        assert_close(out_t[..., 0, :], ref, **F64)
+        assert_close(out_t[..., 0, :], ref, **TOL[torch.float64])
 
 
 def test_cache_memory_is_bounded_and_chunked_append():
+    """A chunk gets the sinks, the window - 1 tokens before it and itself; the cache keeps the
+    sinks and the last window tokens."""
     cache = SinkKVCache(2, 3)
-    k = torch.arange(10.0).view(1, 1, 10, 1)
+    k = torch.arange(14.0).view(1, 1, 14, 1)
     kc, _ = cache.append(k[:, :, :4], k[:, :, :4])
     assert kc.flatten().tolist() == [0, 1, 2, 3]
-    kc, _ = cache.append(k[:, :, 4:], k[:, :, 4:])
-    assert kc.flatten().tolist() == [0, 1, 7, 8, 9]
+    kc, vc = cache.append(k[:, :, 4:10], k[:, :, 4:10])
+    assert kc.flatten().tolist() == vc.flatten().tolist() == list(range(10))
+    assert cache.keys.flatten().tolist() == [0, 1, 7, 8, 9]
     assert cache.length == cache.capacity == 5
+    kc, _ = cache.append(k[:, :, 10:13], k[:, :, 10:13])
+    assert kc.flatten().tolist() == [0, 1, 8, 9, 10, 11, 12]
+    assert cache.original_positions().tolist() == [0, 1, 10, 11, 12]
+
+
+@pytest.mark.parametrize(("s", "w"), [(3, 5), (0, 4), (2, 1)])
+def test_chunked_streaming_equals_the_mask_on_the_full_stream(s, w):
+    """Chunks of several tokens attend to what ``append`` returns with the same ``sink_window``
+    mask: every row equals the full stream's (issue 11: the old cache evicted keys earlier
+    queries of the chunk still needed, and 9 of 10 rows differed)."""
+    torch.manual_seed(3)
+    B, H, L, D = 2, 2, 40, 8
+    q, k, v = (torch.randn(B, H, L, D, dtype=torch.float64) for _ in range(3))
+    full = attend(q, k, v, mask_mod=sink_window(s, w), backend="reference").output
+    cache, t = SinkKVCache(s, w), 0
+    for n in (1, 4, 10, 2, 7, 1, 9, 6):
+        kc, vc = cache.append(k[:, :, t : t + n], v[:, :, t : t + n])
+        assert kc.shape[2] <= s + w - 1 + n
+        out = attend(q[:, :, t : t + n], kc, vc, mask_mod=sink_window(s, w), backend="reference")
+        assert_close(out.output, full[:, :, t : t + n], **TOL[torch.float64])
+        assert cache.length <= cache.capacity
+        t += n
+    assert t == L
 
 
 def test_errors():
@@ -124,3 +148,7 @@ def test_errors():
     cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 4))
     with pytest.raises(ValueError, match="the cache holds"):
         cache.append(torch.zeros(1, 3, 1, 4), torch.zeros(1, 3, 1, 4))
+    with pytest.raises(ValueError, match=r"v has shape \(1, 2, 1, 5\), the cache holds"):
+        cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 5))
+    with pytest.raises(TypeError, match="window must be an int"):
+        SinkKVCache(1, 2.0)

@@ -6,15 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from explore_attention.attention import attend, masks, sparse
-
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-F32 = {"atol": 1e-5, "rtol": 1e-4}
-
 
 # --------------------------------------------------------------------------- set definitions
 
@@ -147,13 +144,13 @@ def test_attend_with_pattern_matches_dense_sdpa(pattern, backend):
     m = masks.materialize(pattern, L)  # (1, 1, L, L)
     out = attend(q, k, v, mask_mod=pattern, backend=backend, return_weights=False).output
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-    assert_close(out, ref, **F32)
-    assert_close(out.double(), naive64(q, k, v, m), **F32)
+    assert_close(out, ref, **TOL[torch.float32])
+    assert_close(out.double(), naive64(q, k, v, m), **TOL[torch.float32])
     g = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), g)
     grads_ref = torch.autograd.grad(ref, (q, k, v), g)
     for a, b in zip(grads, grads_ref, strict=True):
-        assert_close(a, b, **F32)
+        assert_close(a, b, **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("pattern", PATTERNS, ids=lambda p: p.__name__)
@@ -162,9 +159,11 @@ def test_float64_weights_are_zero_outside_pattern(pattern):
     q, k, v = (torch.randn(1, 2, 23, 8, dtype=torch.float64) for _ in range(3))
     res = attend(q, k, v, mask_mod=pattern, backend="reference")
     m = masks.materialize(pattern, 23)
-    assert_close(res.output, naive64(q, k, v, m), **F64)
+    assert_close(res.output, naive64(q, k, v, m), **TOL[torch.float64])
     assert bool((res.weights[~m.expand_as(res.weights)] == 0).all())
-    assert_close(res.weights.sum(-1), torch.ones(1, 2, 23, dtype=torch.float64), **F64)
+    assert_close(
+        res.weights.sum(-1), torch.ones(1, 2, 23, dtype=torch.float64), **TOL[torch.float64]
+    )
 
 
 # --------------------------------------------------------------------------- work saved
@@ -231,7 +230,7 @@ def test_cached_queries_see_the_rows_of_the_full_mask(pattern):
     q, k, v = (torch.randn(1, 2, L, 8, dtype=torch.float64) for _ in range(3))
     out_full = attend(q, k, v, mask_mod=pattern).output
     out_tail = attend(q[:, :, -n:], k, v, mask_mod=pattern).output
-    assert_close(out_tail, out_full[:, :, -n:], **F64)
+    assert_close(out_tail, out_full[:, :, -n:], **TOL[torch.float64])
 
 
 @settings(max_examples=25, deadline=None)

@@ -69,5 +69,5 @@ def test_split_and_batches() -> None:
     torch.testing.assert_close(y, x + 1)  # the stream is 0..999, so the next token is +1
     with pytest.raises(ValueError, match="val_fraction"):
         split_ids(ids, 1.5)
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(ValueError, match="length must be in"):
         random_batch(train, 2, 900)

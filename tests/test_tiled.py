@@ -7,32 +7,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOL, qkv
 from torch.testing import assert_close
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from explore_attention.attention import attend, masks, tiled
 from explore_attention.attention.tiled import EMPTY, FULL, PARTIAL, block_map, tiled_attention
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiles are small ops: on 2 shared cores, OpenMP hand-offs cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-F32 = {"atol": 1e-5, "rtol": 1e-4}
-F64 = {"atol": 1e-10, "rtol": 1e-7}
-
-
-def qkv(B, H, Hkv, Lq, Lk, D, Dv=None, dtype=torch.float32, seed=0, grad=False):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(B, H, Lq, D, generator=g, dtype=torch.float64).to(dtype)
-    k = torch.randn(B, Hkv, Lk, D, generator=g, dtype=torch.float64).to(dtype)
-    v = torch.randn(B, Hkv, Lk, Dv or D, generator=g, dtype=torch.float64).to(dtype)
-    return [t.requires_grad_(grad) for t in (q, k, v)]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def grads(out, inputs, seed=1):
@@ -46,18 +28,18 @@ def grads(out, inputs, seed=1):
     [(1, 3, 16), (2, 1, 16), (3, 21, 2), (15, 3, 4), (113, 21, 16), (200, 64, 64)],
 )
 def test_matches_sdpa_forward_and_backward(causal, L, D, block):
-    q, k, v = qkv(2, 3, 3, L, L, D, grad=True)
+    q, k, v = qkv(2, 3, 3, L, L, D, grad=True, dtype=torch.float32)
     out = tiled_attention(q, k, v, causal=causal, block_size=block).output
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    assert_close(out, ref, **F32)
+    assert_close(out, ref, **TOL[torch.float32])
     for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
-        assert_close(a, b, **F32)
+        assert_close(a, b, **TOL[torch.float32])
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_relative_error_policy_vs_float64(causal):
     """Re-ordered arithmetic: error vs float64 at most 10× the naive float32 error (DESIGN §6)."""
-    q, k, v = qkv(1, 4, 4, 300, 300, 32)
+    q, k, v = qkv(1, 4, 4, 300, 300, 32, dtype=torch.float32)
     mm = masks.causal if causal else None
     exact = attend(*(t.double() for t in (q, k, v)), mask_mod=mm, backend="reference").output
     naive = attend(q, k, v, mask_mod=mm, backend="reference").output
@@ -68,12 +50,12 @@ def test_relative_error_policy_vs_float64(causal):
 
 
 def test_gqa_matches_sdpa():
-    q, k, v = qkv(2, 8, 2, 70, 70, 16, grad=True)
+    q, k, v = qkv(2, 8, 2, 70, 70, 16, grad=True, dtype=torch.float32)
     out = tiled_attention(q, k, v, causal=True, block_size=16).output
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    assert_close(out, ref, **F32)
+    assert_close(out, ref, **TOL[torch.float32])
     for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
-        assert_close(a, b, **F32)
+        assert_close(a, b, **TOL[torch.float32])
 
 
 @pytest.mark.parametrize(("Lq", "Lk"), [(7, 50), (50, 7), (33, 100)])
@@ -81,9 +63,9 @@ def test_lq_ne_lk_bottom_right_causal_float64(Lq, Lk):
     q, k, v = qkv(2, 4, 2, Lq, Lk, 8, Dv=5, dtype=torch.float64, grad=True)
     out = attend(q, k, v, mask_mod=masks.causal, backend="tiled", return_weights=False).output
     ref = attend(q, k, v, mask_mod=masks.causal, backend="reference").output
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])
     for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
     if Lq > Lk:  # first Lq − Lk queries see no key: exact zeros
         assert torch.equal(out[:, :, : Lq - Lk], torch.zeros_like(out[:, :, : Lq - Lk]))
 
@@ -99,9 +81,9 @@ def test_score_mod_and_mask_with_learned_parameter():
     mm = masks.sliding_window(9)
     out = attend(q, k, v, mask_mod=mm, score_mod=alibi_like, backend="tiled", return_weights=False)
     ref = attend(q, k, v, mask_mod=mm, score_mod=alibi_like, backend="reference")
-    assert_close(out.output, ref.output, **F64)
+    assert_close(out.output, ref.output, **TOL[torch.float64])
     for a, b in zip(grads(out.output, (q, k, v, slope)), grads(ref.output, (q, k, v, slope))):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def test_padding_mask_nan_key_and_fully_masked_rows():
@@ -111,7 +93,7 @@ def test_padding_mask_nan_key_and_fully_masked_rows():
     mm = masks.padding(torch.tensor([20, 15]))
     out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
     ref = attend(q[1:], k[1:, :, :15], v[1:, :, :15], backend="reference").output
-    assert_close(out[1:], ref, **F64)
+    assert_close(out[1:], ref, **TOL[torch.float64])
     assert not out.isnan().any()
 
     # Rows with no key at all: output exactly 0 and finite gradients.
@@ -120,10 +102,10 @@ def test_padding_mask_nan_key_and_fully_masked_rows():
     out = attend(q, k, v, mask_mod=none_before_5, backend="tiled", return_weights=False).output
     assert torch.equal(out[:, :, :5], torch.zeros_like(out[:, :, :5]))
     ref = attend(q, k, v, mask_mod=none_before_5, backend="reference").output
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])
     for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
         assert torch.isfinite(a).all()
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 def test_block_map_skips_empty_tiles_and_is_exact():
@@ -141,12 +123,12 @@ def test_block_map_skips_empty_tiles_and_is_exact():
 
 
 def test_sliding_window_with_skipping_matches_sdpa():
-    q, k, v = qkv(1, 4, 4, 600, 600, 16)
+    q, k, v = qkv(1, 4, 4, 600, 600, 16, dtype=torch.float32)
     sw = masks.sliding_window(100)
     out = attend(q, k, v, mask_mod=sw, backend="tiled", return_weights=False).output
     dense = masks.materialize(sw, 600, 600)[0, 0]  # (L, L)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=dense)
-    assert_close(out, ref, **F32)
+    assert_close(out, ref, **TOL[torch.float32])
 
 
 def test_block_map_cache_sees_in_place_edit():
@@ -245,7 +227,7 @@ class _LargestTensor(TorchDispatchMode):
 def test_peak_memory_is_order_l_times_block():
     """Largest tensor any op makes: O(L·block) for tiled, H·L² for the reference backend."""
     B, H, L, D, bs = 1, 2, 2048, 16, 64
-    q, k, v = qkv(B, H, H, L, L, D, grad=True)
+    q, k, v = qkv(B, H, H, L, L, D, grad=True, dtype=torch.float32)
     with _LargestTensor() as mode:
         out = tiled_attention(q, k, v, causal=True, block_size=bs).output
         out.sum().backward()
@@ -260,7 +242,7 @@ def test_peak_memory_is_order_l_times_block():
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_no_nan(dtype):
-    q, k, v = qkv(1, 2, 2, 257, 257, 16)
+    q, k, v = qkv(1, 2, 2, 257, 257, 16, dtype=torch.float32)
     ref = tiled_attention(q, k, v, causal=True, block_size=64).output
     out = tiled_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=True, block_size=64)
     assert out.output.dtype == dtype
@@ -277,7 +259,7 @@ def test_gradcheck_float64():
 
 
 def test_bad_input():
-    q, k, v = qkv(1, 1, 1, 4, 4, 2)
+    q, k, v = qkv(1, 1, 1, 4, 4, 2, dtype=torch.float32)
     with pytest.raises(ValueError, match="block_size"):
         tiled_attention(q, k, v, block_size=0)
     with pytest.raises(TypeError, match="block_size"):
@@ -293,18 +275,18 @@ def test_bad_input():
 
 
 def test_default_scale_and_warns_without_weights():
-    q, k, v = qkv(1, 2, 2, 10, 10, 7)
+    q, k, v = qkv(1, 2, 2, 10, 10, 7, dtype=torch.float32)
     with pytest.warns(UserWarning, match="cannot return attention weights"):
         res = attend(q, k, v, backend="tiled", scale=-0.3)
     ref = F.scaled_dot_product_attention(q, k, v, scale=-0.3)
     assert res.weights is None
-    assert_close(res.output, ref, **F32)
+    assert_close(res.output, ref, **TOL[torch.float32])
     assert math.isclose(tiled.DEFAULT_BLOCK_SIZE, 128)
 
 
 def test_threaded_forward_matches_sdpa():
     """With several threads, query tiles run on parallel Python threads: same numbers."""
-    q, k, v = qkv(2, 4, 2, 700, 700, 16)
+    q, k, v = qkv(2, 4, 2, 700, 700, 16, dtype=torch.float32)
     torch.set_num_threads(2)
     try:
         sw = masks.sliding_window(200)
@@ -315,6 +297,6 @@ def test_threaded_forward_matches_sdpa():
         torch.set_num_threads(1)
     dense = masks.materialize(sw, 700, 700)[0, 0]  # (L, L)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=dense, enable_gqa=True)
-    assert_close(out, ref, **F32)
+    assert_close(out, ref, **TOL[torch.float32])
     ref_causal = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    assert_close(causal, ref_causal, **F32)
+    assert_close(causal, ref_causal, **TOL[torch.float32])

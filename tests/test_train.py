@@ -15,14 +15,7 @@ from safetensors.torch import load_file
 
 from explore_attention import train as tr
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +150,7 @@ def test_checkpoint_atomic_and_no_silent_overwrite(tmp_path: Path, monkeypatch) 
     src = torch.tensor([[3, 4, 5, 6]])
     tgt = torch.tensor([[1, 6, 5, 4, 3]])
     task.model.eval()
-    torch.testing.assert_close(model(src, tgt), task.model(src, tgt))
+    torch.testing.assert_close(model(src, tgt).logits, task.model(src, tgt).logits)
 
 
 def test_short_run_learns_and_stops_early() -> None:
@@ -209,6 +202,6 @@ def test_cli_train(tmp_path: Path, capsys) -> None:
     assert cli.main(argv) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
     _, cfg = tr.load_checkpoint(out)
-    assert cfg["task"] == "copy" and cfg["model_config"]["hidden"] == 8
+    assert cfg["task"] == "copy" and cfg["model_config"]["config"]["hidden"] == 8
     with pytest.raises(FileExistsError):
         cli.main(argv)

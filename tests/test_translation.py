@@ -13,14 +13,7 @@ from explore_attention import train as tr
 from explore_attention.data import translation as T
 from explore_attention.tasks import translation as tasks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread; two pytest workers must not fight over cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CKPT = Path(tasks.CHECKPOINTS)

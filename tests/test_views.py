@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
+from conftest import toy_trace
 
-from explore_attention.inspect.trace import AttentionTrace
 from explore_attention.viz import views
 from explore_attention.viz.html import script_json
 
@@ -30,13 +30,6 @@ NASTY = [
     "[SEP]",
 ]
 MAKERS = [views.attention_heatmap, views.head_view, views.model_view, views.token_view]
-
-
-def make_trace(tokens, key_tokens=None, layers=2, heads=3, kind="self", seed=0):
-    key_tokens = tokens if key_tokens is None else key_tokens
-    g = torch.Generator().manual_seed(seed)
-    A = torch.softmax(torch.randn(layers, heads, len(tokens), len(key_tokens), generator=g), -1)
-    return AttentionTrace(A, tokens, key_tokens, "toy", kind)
 
 
 class Counter(HTMLParser):
@@ -73,8 +66,8 @@ def test_script_json_escapes_markup_and_line_separators():
 
 @pytest.mark.parametrize("make", MAKERS, ids=lambda f: f.__name__)
 def test_nasty_tokens_stay_data(make):
-    benign = parse(make(make_trace([f"t{i}" for i in range(len(NASTY))])).to_html())
-    nasty_html = make(make_trace(NASTY)).to_html()
+    benign = parse(make(toy_trace([f"t{i}" for i in range(len(NASTY))])).to_html())
+    nasty_html = make(toy_trace(NASTY)).to_html()
     nasty = parse(nasty_html)
     # Same elements as with plain tokens: no token became markup.
     assert nasty.tags == benign.tags
@@ -88,7 +81,7 @@ def test_nasty_tokens_stay_data(make):
 
 @pytest.mark.parametrize("make", MAKERS, ids=lambda f: f.__name__)
 def test_html_is_self_contained_and_ids_unique(make):
-    v = make(make_trace(["a", "b", "c"]))
+    v = make(toy_trace(["a", "b", "c"]))
     h = v.to_html()
     assert not re.search(r"<script[^>]+src=", h) and "<link" not in h
     ids = {re.search(r'id="(ea-[0-9a-f]+)"', v._repr_html_()).group(1) for _ in range(3)}
@@ -96,7 +89,7 @@ def test_html_is_self_contained_and_ids_unique(make):
 
 
 def test_heatmap_payload_holds_the_trace_values():
-    t = make_trace(["a", "b", "c", "d"], layers=3, heads=2)
+    t = toy_trace(["a", "b", "c", "d"], layers=3, heads=2)
     p = views.attention_heatmap(t, layer=2, head=1).payload
     got = torch.tensor(p["attentions"])
     torch.testing.assert_close(got, t.attentions, atol=5e-5, rtol=0)
@@ -105,7 +98,7 @@ def test_heatmap_payload_holds_the_trace_values():
 
 def test_long_input_is_aggregated_and_says_so():
     toks = [f"w{i}" for i in range(512)]
-    t = make_trace(toks, layers=1, heads=2)
+    t = toy_trace(toks, layers=1, heads=2)
     A, q, k, note = views.prepare(t, max_tokens=128)
     assert A.shape == (1, 2, 128, 128) and len(q) == len(k) == 128
     assert "512" in note and "bins" in note
@@ -121,25 +114,25 @@ def test_long_input_is_aggregated_and_says_so():
 
 
 def test_window_shows_a_slice_exactly():
-    t = make_trace([f"w{i}" for i in range(40)])
+    t = toy_trace([f"w{i}" for i in range(40)])
     A, q, k, note = views.prepare(t, window=(10, 20))
     torch.testing.assert_close(A, t.attentions[:, :, 10:20, 10:20])
     assert q == k == [f"w{i}" for i in range(10, 20)] and "Window" in note
 
 
 def test_cross_trace_keeps_query_and_key_tokens_apart():
-    t = make_trace(["q1", "q2"], ["k1", "k2", "k3", "<b>"], kind="cross")
+    t = toy_trace(["q1", "q2"], ["k1", "k2", "k3", "<b>"], kind="cross")
     for make in MAKERS:
         p = make(t).payload
         assert p["tokens"] == ["q1", "q2"] and p["key_tokens"] == ["k1", "k2", "k3", "<b>"]
         assert p["kind"] == "cross"
-    A, *_ = views.prepare(make_trace(["q"] * 3, [f"k{i}" for i in range(300)], kind="cross"))
+    A, *_ = views.prepare(toy_trace(["q"] * 3, [f"k{i}" for i in range(300)], kind="cross"))
     assert A.shape[-2:] == (3, 100)
 
 
 @pytest.mark.parametrize("make", MAKERS, ids=lambda f: f.__name__)
 def test_static_export_png_and_svg(make, tmp_path):
-    v = make(make_trace(NASTY))
+    v = make(toy_trace(NASTY))
     png = v.save_image(tmp_path / "v.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = v.save_image(tmp_path / "v.svg").read_text()
@@ -149,13 +142,13 @@ def test_static_export_png_and_svg(make, tmp_path):
 
 
 def test_save_html_roundtrip(tmp_path):
-    v = views.token_view(make_trace(NASTY))
+    v = views.token_view(toy_trace(NASTY))
     path = v.save_html(tmp_path / "sub" / "t.html")
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 def test_bad_input():
-    t = make_trace(["a", "b"])
+    t = toy_trace(["a", "b"])
     with pytest.raises(TypeError, match="AttentionTrace"):
         views.head_view(t.attentions)
     with pytest.raises(ValueError, match="layer must be"):

@@ -71,12 +71,14 @@ def test_forward_matches_float64_reference() -> None:
     )
     x = torch.rand(3, 3, 8, 8, dtype=torch.float64)
     want, want_w = _reference_logits(m, x)
-    got, got_w = m.forward_with_attentions(x)
+    out = m(x, return_weights=True)
+    got, got_w = out.logits, out.attentions["encoder"]
     torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-7)
     for g, w in zip(got_w, want_w):
         torch.testing.assert_close(g, w, atol=1e-10, rtol=1e-7)
     # the fused path used in training computes the same logits
-    torch.testing.assert_close(m(x), want, atol=1e-10, rtol=1e-7)
+    torch.testing.assert_close(m(x).logits, want, atol=1e-10, rtol=1e-7)
+    assert m(x).attentions is None
 
 
 def test_patchify_and_tokens() -> None:
@@ -92,7 +94,7 @@ def test_capture_equals_returned_weights() -> None:
     m = VisionTransformer(ViTConfig(num_layers=2)).eval()
     x = torch.rand(1, 1, 8, 8)
     tr = capture(m, x, tokens=m.tokens)
-    _, w = m.forward_with_attentions(x)
+    w = m(x, return_weights=True).attentions["encoder"]
     torch.testing.assert_close(tr.attentions, torch.stack([a[0] for a in w]))
     assert tr.attentions.shape == (2, 4, 17, 17) and tr.kind == "self"
 
@@ -103,7 +105,12 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="num_heads"):
         ViTConfig(d_model=30, num_heads=4)
     with pytest.raises(TypeError, match="ViTConfig"):
-        VisionTransformer({"d_model": 8})
+        VisionTransformer(ViTConfig(), d_model=8)
+    with pytest.raises(TypeError, match="ViTConfig"):
+        VisionTransformer("small")  # type: ignore[arg-type]
+    assert VisionTransformer({"d_model": 8, "num_heads": 2}).config == ViTConfig(
+        d_model=8, num_heads=2
+    )
     m = VisionTransformer()
     with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
         m(torch.rand(2, 3, 8, 8))
@@ -241,7 +248,8 @@ def test_gradient_relevance_matches_explain_module() -> None:
     x = torch.rand(2, 3, 8, 8)
     got = patch_relevance(m, x, "gradient")  # (2, 16)
     for b in range(2):
-        logits, ws = m.forward_with_attentions(x[b : b + 1])
+        out = m(x[b : b + 1], return_weights=True)
+        logits, ws = out.logits, out.attentions["encoder"]
         score = logits[0, logits[0].argmax()]
         grads = torch.autograd.grad(score, ws)  # independent of retain_grad
         R = gradient_relevance(torch.stack([w[0] for w in ws]), torch.stack([g[0] for g in grads]))

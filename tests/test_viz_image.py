@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from conftest import toy_trace
 
 from explore_attention.inspect.trace import AttentionTrace
 from explore_attention.models.vit import patch_token_names
@@ -20,12 +21,6 @@ from explore_attention.viz.image import (
     to_grid,
     word_maps,
 )
-
-
-def _trace(layers: int = 2, heads: int = 3, grid: int = 3) -> AttentionTrace:
-    toks = patch_token_names(grid)
-    a = torch.rand(layers, heads, len(toks), len(toks)).softmax(-1)
-    return AttentionTrace(a, toks, toks, model_name="toy", kind="self")
 
 
 def _panels(fig) -> list:
@@ -53,7 +48,7 @@ def test_patch_layout_and_grid() -> None:
 
 
 def test_head_maps_draw_the_class_token_rows() -> None:
-    tr = _trace()
+    tr = toy_trace(patch_token_names(3))
     img = torch.rand(3, 12, 12)
     fig = head_maps(tr, img, layer=1)
     _check_labels(fig)
@@ -70,7 +65,7 @@ def test_head_maps_draw_the_class_token_rows() -> None:
 
 
 def test_cls_by_layer_is_head_mean() -> None:
-    tr = _trace()
+    tr = toy_trace(patch_token_names(3))
     fig = cls_by_layer(tr, torch.rand(12, 12))
     _check_labels(fig)
     for li, ax in enumerate(_panels(fig)):
@@ -91,7 +86,7 @@ def test_word_maps_and_overlay() -> None:
     assert _panels(fig)[1].get_title() == "'circle'"
     plt.close(fig)
     with pytest.raises(ValueError, match="cross"):
-        word_maps(_trace(), torch.rand(12, 12))
+        word_maps(toy_trace(patch_token_names(3)), torch.rand(12, 12))
     with pytest.raises(ValueError, match="words"):
         word_maps(tr, torch.rand(3, 16, 16), words=[7])
     fig = overlay(torch.rand(16, 16), torch.rand(4, 4), title="rollout")

@@ -6,15 +6,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from conftest import toy_trace
 
-from explore_attention.inspect import AttentionTrace
 from explore_attention.viz import clean_token, head_grid, heatmap
-
-
-def _trace(layers=2, heads=5, lq=4, lk=4, kind="self"):
-    torch.manual_seed(0)
-    w = torch.softmax(torch.randn(layers, heads, lq, lk), dim=-1)
-    return AttentionTrace(w, [f"q{i}" for i in range(lq)], [f"k{j}" for j in range(lk)], "m", kind)
 
 
 def test_heatmap_draws_the_matrix_with_labels():
@@ -37,9 +31,9 @@ def test_heatmap_into_given_axes_and_defaults():
 
 
 def test_heatmap_bad_input():
-    with pytest.raises(ValueError, match="key_tokens has 2 entries"):
+    with pytest.raises(ValueError, match="key_tokens has 2 tokens"):
         heatmap(torch.ones(3, 4), ["a", "b", "c"], ["x", "y"])
-    with pytest.raises(ValueError, match="query_tokens has 1 entries"):
+    with pytest.raises(ValueError, match="query_tokens has 1 tokens"):
         heatmap(torch.ones(3, 3), ["a"])
     with pytest.raises(ValueError, match="shape"):
         heatmap(torch.ones(2, 3, 3), ["a", "b", "c"])
@@ -48,7 +42,7 @@ def test_heatmap_bad_input():
 
 
 def test_head_grid_one_panel_per_head():
-    trace = _trace(heads=5, lq=3, lk=4, kind="cross")
+    trace = toy_trace(["q0", "q1", "q2"], ["k0", "k1", "k2", "k3"], heads=5, kind="cross")
     fig = head_grid(trace, 1)
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 5
@@ -63,7 +57,7 @@ def test_head_grid_one_panel_per_head():
 
 
 def test_head_grid_bad_layer():
-    trace = _trace()
+    trace = toy_trace(["q0", "q1", "q2", "q3"], heads=5)
     with pytest.raises(ValueError, match="layer must be in \\[0, 2\\)"):
         head_grid(trace, 2)
     with pytest.raises(TypeError, match="layer"):

@@ -37,9 +37,14 @@ def check_tokens(name: str, tokens: object, length: int | None = None) -> list[s
     out = list(tokens)
     bad = [i for i, t in enumerate(out) if not isinstance(t, str)]
     if bad:
-        raise TypeError(
-            f"{name} must hold strings; item {bad[0]} is {type(out[bad[0]]).__name__}"
-        )
+        raise TypeError(f"{name} must hold strings; item {bad[0]} is {type(out[bad[0]]).__name__}")
     if length is not None and len(out) != length:
         raise ValueError(f"{name} has {len(out)} tokens but the attention has length {length}")
     return out
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a ``bool`` (``0``/``1`` and other truthy values are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value

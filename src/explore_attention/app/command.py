@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print("Attention Explorer: loading the model…", flush=True)
     try:
-        app = create_app(args.model, preload=True)
+        app = create_app(args.model, preload=True, host=args.host)
     except ValueError as err:
         print(f"explore-attention demo: {err}", file=sys.stderr)
         return 2

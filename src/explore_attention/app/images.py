@@ -6,7 +6,7 @@ or ``multimodal-scenes``, and returns what the page draws:
 
 * a ViT — the image, the predicted class with its probability and the true label, the class
   token's attention over the patches in every layer and head (its row of the
-  ``(layers, heads, 1 + N, 1 + N)`` trace from :func:`explore_attention.inspect.capture`),
+  ``(layers, heads, 1 + N, 1 + N)`` trace of the same forward call that gives the prediction),
   attention rollout (:func:`explore_attention.explain.rollout`, Abnar & Zuidema 2020) and Chefer
   et al.'s (2021) gradient relevance (:func:`explore_attention.explain.gradient_relevance`) for
   the predicted class, each read at the class token's row and laid out as a ``G × G`` grid;
@@ -82,29 +82,34 @@ def image_models() -> list[dict[str, str]]:
             if task is not None:
                 kind = IMAGE_TASKS[task]
                 what = "shipped ViT, image" if kind == "vit" else "shipped image+text"
-                out.append({"id": str(folder), "label": f"{folder.name} ({what})", "kind": kind})
+                out.append({"id": folder.name, "label": f"{folder.name} ({what})", "kind": kind})
     return out
 
 
-def _resolve(model: Any) -> tuple[Path, str]:
-    """``(folder, task)`` of the image checkpoint named by ``model`` (a name or a folder)."""
-    names = sorted(Path(m["id"]).name for m in image_models())
-    expected = f"one of the image checkpoints {names} or a folder holding one"
+def _resolve(model: Any, *, allow_folder: bool = False) -> tuple[Path, str]:
+    """``(folder, task)`` of the image checkpoint named by ``model``.
+
+    Requests name a shipped checkpoint; ``allow_folder`` (the ``--model`` option) also takes a
+    folder.
+    """
+    names = sorted(m["id"] for m in image_models())
+    expected = f"one of the image checkpoints {names}"
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be {expected}, got {model!r}")
-    folder = Path(model.strip()).expanduser()
-    if not folder.is_dir() and model.strip() in names:
-        folder = checkpoints_dir() / model.strip()
-    task = image_task(folder)
+    key = model.strip()
+    folder = checkpoints_dir() / key if key in names else None
+    if folder is None and allow_folder and Path(key).expanduser().is_dir():
+        folder = Path(key).expanduser()
+    task = None if folder is None else image_task(folder)
     if task is None:
         raise ValueError(f"model must be {expected}, got {model!r}")
     return folder, task
 
 
 def lookup(model: Any) -> tuple[Path, str] | None:
-    """``(folder, task)`` if ``model`` names an image checkpoint, else None (never raises)."""
+    """``(folder, task)`` if ``model`` names an image checkpoint or folder, else None."""
     try:
-        return _resolve(model)
+        return _resolve(model, allow_folder=True)
     except ValueError:
         return None
 
@@ -116,11 +121,17 @@ def _index(index: Any, n: int, what: str) -> int:
 
 
 class ImageModels:
-    """Loaded image checkpoints (they are small: all of them stay loaded) and one lock."""
+    """Loaded image checkpoints (they are small: all of them stay loaded), a lock per model."""
 
     def __init__(self) -> None:
         self._loaded: dict[str, tuple[Any, dict[str, Any]]] = {}
-        self.lock = threading.Lock()  # one forward pass at a time
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, folder: Path) -> threading.Lock:
+        """The lock of one checkpoint: one forward pass at a time per model."""
+        with self._guard:
+            return self._locks.setdefault(str(Path(folder).resolve()), threading.Lock())
 
     def get(self, folder: Path) -> tuple[Any, dict[str, Any]]:
         """``(model, config)`` from :func:`explore_attention.train.load_checkpoint`."""
@@ -165,7 +176,7 @@ def _grids(rows: Tensor) -> list:
 def compute_image(req: ImageRequest, store: ImageModels) -> dict[str, Any]:
     """The JSON answer for one image request; raises ``ValueError`` with a message for the page."""
     folder, task = _resolve(req.model)
-    with store.lock:
+    with store.lock(folder):
         model, cfg = store.get(folder)
         if IMAGE_TASKS[task] == "vit":
             return _vit(model, cfg, task, folder.name, req)
@@ -174,7 +185,7 @@ def compute_image(req: ImageRequest, store: ImageModels) -> dict[str, Any]:
 
 def _vit(model: Any, cfg: dict[str, Any], task: str, name: str, req: ImageRequest) -> dict:
     from .. import explain
-    from ..models.vit_hub import vit_trace
+    from ..inspect import trace_from_output
 
     if req.question not in (None, ""):
         raise ValueError(f"question is only for multimodal-scenes; {name} takes none")
@@ -195,13 +206,16 @@ def _vit(model: Any, cfg: dict[str, Any], task: str, name: str, req: ImageReques
         image, truth = s.images[0], int(s.shapes[0, 0])
         labels = list(cfg.get("labels", []))
         about = f"{cfg.get('question', '')} Scene #{i}: " + "; ".join(s.describe(0))
-    trace = vit_trace(model, image, model_name=name)  # (layers, heads, 1 + N, 1 + N)
     x = image[None]  # (1, C, H, W)
-    with torch.enable_grad():
-        logits, weights = model.forward_with_attentions(x)  # the reference path keeps weights
+    with torch.enable_grad():  # one call: the prediction, the weights and their gradients
+        out = model(x, return_weights=True)
+        logits, weights = out.logits, out.attentions["encoder"]
         pred = int(logits[0].argmax())
         grads = torch.autograd.grad(logits[0, pred], weights)
-    A = torch.stack([w[0] for w in weights]).detach()  # (layers, heads, 1 + N, 1 + N)
+    trace = trace_from_output(
+        out, tokens=model.tokens, model_name=name
+    )  # (layers, heads, 1+N, 1+N)
+    A = trace.attentions  # (layers, heads, 1 + N, 1 + N)
     G = torch.stack([g[0] for g in grads])  # (layers, heads, 1 + N, 1 + N)
     probs = torch.softmax(logits[0].detach(), -1)
     return {
@@ -245,7 +259,7 @@ def _words(question: Any) -> list[str]:
 
 
 def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -> dict:
-    from ..inspect import capture
+    from ..inspect import trace_from_output
     from ..tasks.multimodal import ANSWERS, encode, make_questions, scene_questions
 
     i = _index(req.index, NUM_SCENES, SCENE_WHAT)
@@ -258,11 +272,12 @@ def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -
     ids = encode(" ".join(words))[None]  # (1, L)
     image = batch.scenes.images[0]
     x = image[None]  # (1, 3, H, W)
-    trace = capture(
-        model, (x, ids), tokens=words, key_tokens=model.patch_tokens, kind="cross", model_name=name
+    with torch.no_grad():  # one call: the answer and the weights
+        out = model(x, ids, return_weights=True)
+    logits = out.logits  # (1, answers)
+    trace = trace_from_output(
+        out, tokens=words, key_tokens=model.patch_tokens, kind="cross", model_name=name
     )  # (layers, heads, L, N)
-    with torch.no_grad():
-        logits = model(x, ids)  # (1, answers)
     answers = list(cfg.get("answers", ANSWERS))
     question = " ".join(words)
     return {

@@ -1,40 +1,54 @@
 """The Attention Explorer: a small FastAPI app serving one self-contained page.
 
-The page is built from the same renderers as :mod:`explore_attention.viz.views` (Plotly and our
-``views.js`` inlined, so it needs no network). ``POST /api/trace`` runs the chosen model on the
-text with :func:`explore_attention.inspect.capture` and returns the views' JSON payloads, plus an
-explanation (attention rollout, flow, or Chefer et al.'s gradient relevance for language models,
-:mod:`explore_attention.explain`) when asked. Every
-failure — empty text, text over the model's limit, a model that cannot be loaded — comes back as
-``{"error": message}`` with status 400, which the page shows; the server keeps serving.
-``POST /api/image`` does the same for the shipped image models (:mod:`.images`).
+The page is built from the same renderer as :mod:`explore_attention.viz.views` (Plotly and our
+``views.js`` inlined, so it needs no network). Endpoints:
+
+* ``GET /api/models`` — the models, by name, with their kind (encoder / causal / seq2seq / vit /
+  multimodal);
+* ``POST /api/trace`` — one layer's attention, thumbnails of all heads, head types, an
+  explanation (:mod:`.text`);
+* ``POST /api/neurons`` — one head's q and k for one query (the neuron view);
+* ``POST /api/ablate`` — the prediction with heads switched off;
+* ``POST /api/generate`` — generation step by step with each step's attention (:mod:`.generate`);
+* ``POST /api/image`` — the shipped image models (:mod:`.images`).
+
+Hardening (a local server a web page could otherwise reach through DNS rebinding, as Jupyter
+guards against): a request whose ``Host`` is not the bound address or localhost, or whose
+``Origin`` is another site, gets 403; bodies over :data:`MAX_BODY` bytes get 413; each request
+runs under a time limit (:data:`TIME_LIMIT` seconds; 504 with a message past it); every bad input
+is a 4xx ``{"error": message}`` and the server keeps serving.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel
 
 from . import images
-from .models import DEFAULT_ID, ModelCache, available_models
+from .generate import GenerateRequest, generate
+from .models import DEFAULT_ID, ModelCache, available_models, is_hf_folder
+from .text import (
+    MAX_CHARS,
+    AblateRequest,
+    Deadline,
+    NeuronRequest,
+    TextModels,
+    TraceRequest,
+)
 
-__all__ = ["MAX_CHARS", "MAX_FLOW_TOKENS", "TraceRequest", "compute", "create_app"]
+__all__ = ["MAX_BODY", "MAX_CHARS", "TIME_LIMIT", "allowed_hosts", "create_app"]
 
-MAX_CHARS = 5000  # longest text accepted (the model's own token limit is checked as well)
-MAX_FLOW_TOKENS = 32  # flow runs one max-flow per input token (one output row); cap it
-EXPLANATIONS = ("none", "rollout", "flow", "gradient")
-
-
-class TraceRequest(BaseModel):
-    text: str  # the sentence to run
-    model: str = DEFAULT_ID  # "default", a shipped checkpoint folder, a hub name or a local path
-    explain: str = "none"  # "none" | "rollout" | "flow" | "gradient"
+MAX_BODY = 64_000  # bytes of JSON a request may send
+TIME_LIMIT = 60.0  # seconds one request may take
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @lru_cache(maxsize=1)
@@ -53,136 +67,127 @@ def page_html() -> str:
     return page.replace("<!--SCRIPTS-->", scripts)
 
 
-def compute(req: TraceRequest, cache: ModelCache) -> dict[str, Any]:
-    """The JSON answer for one request; raises ``ValueError`` with a message for the page."""
-    from ..inspect import capture
-    from ..viz import views
+def allowed_hosts(bound: str | None) -> frozenset[str]:
+    """Host names a request may carry: localhost's names and the address the server is bound to.
 
-    text = req.text
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("Please type some text: the input is empty.")
-    if len(text) > MAX_CHARS:
-        raise ValueError(
-            f"The text has {len(text)} characters; the explorer accepts at most {MAX_CHARS}."
-        )
-    if req.explain not in EXPLANATIONS:
-        raise ValueError(f"explain must be one of {EXPLANATIONS}, got {req.explain!r}")
-    if images.image_task(Path(req.model.strip() or ".")) is not None:
-        raise ValueError(
-            f"{req.model!r} is an image model: choose it in the model list (the page then asks "
-            "POST /api/image)"
-        )
-    with cache.lock:
-        model, tokenizer = cache.get(req.model)
-        try:
-            trace = capture(model, text, tokenizer)
-        except (ValueError, TypeError) as err:
-            raise ValueError(str(err)) from err
-        grad = None
-        if req.explain == "gradient" and hasattr(getattr(model, "config", None), "model_type"):
-            grad = _gradient_relevance(model, tokenizer, text)
-    n = len(trace.tokens)
-    result: dict[str, Any] = {
-        "model_name": trace.model_name,
-        "kind": trace.kind,
-        "num_layers": trace.num_layers,
-        "num_heads": trace.num_heads,
-        "num_tokens": n,
-        "views": {
-            # The page derives the token and head views from the heatmap's payload (same data).
-            "heatmap": views.attention_heatmap(trace).payload,
-            "model": views.model_view(trace).payload,
-        },
-        "explanation": None,
-        "explanation_note": "",
-    }
-    if req.explain != "none" and trace.kind != "cross":
-        result["explanation"], result["explanation_note"] = _explanation(trace, req.explain, grad)
-    return result
-
-
-def _gradient_relevance(model: Any, tokenizer: Any, text: str) -> tuple[Any, str] | None:
-    """Chefer et al. 2021 relevance for the model's top next-token logit at the last position.
-
-    Only models with a score to explain (a language-model head giving ``logits``) qualify;
-    returns ``(R (L, L), description)`` or None.
+    Binding to all interfaces (``0.0.0.0`` / ``::``) names no host, so only localhost's are
+    accepted; bind to a machine's own address to serve it on a network.
     """
-    import torch
+    hosts = set(LOCAL_HOSTS)
+    if bound and bound not in ("0.0.0.0", "::"):
+        hosts.add(bound.strip("[]").lower())
+    return frozenset(hosts)
 
-    from .. import explain
 
-    inputs = dict(tokenizer(text, return_tensors="pt"))
-    with torch.no_grad():
-        out = model(**inputs)
-    logits = getattr(out, "logits", None)
-    if logits is None or logits.dim() != 3:
+def _hostname(value: str) -> str | None:
+    try:
+        return urlsplit("//" + value).hostname
+    except ValueError:
         return None
-    target = int(logits[0, -1].argmax())
-    with torch.enable_grad():
-        A, G = explain.attention_gradients(model, inputs, lambda o: o.logits[0, -1, target])
-    word = tokenizer.convert_ids_to_tokens([target])[0]
-    return explain.gradient_relevance(A, G), word
 
 
-def _explanation(trace: Any, how: str, grad: tuple[Any, str] | None = None) -> tuple[dict, str]:
-    """A heatmap payload of rollout (all positions), flow or gradient (one position), a note."""
-    from .. import explain
-    from ..inspect import AttentionTrace
-    from ..viz import views
+def create_app(
+    default_model: str | None = None,
+    *,
+    preload: bool = False,
+    host: str | None = "127.0.0.1",
+    time_limit: float = TIME_LIMIT,
+) -> FastAPI:
+    """The FastAPI application.
 
-    n, note = len(trace.tokens), ""
-    if how == "gradient" and grad is None:
-        note = (
-            "Gradient relevance needs a score to explain: it is offered for language models "
-            "(their next-token logit). This model has none; showing rollout instead."
-        )
-        how = "rollout"
-    if how == "flow" and n > MAX_FLOW_TOKENS:
-        note = (
-            f"Attention flow is limited to {MAX_FLOW_TOKENS} tokens (one max-flow per input "
-            f"token); this input has {n}. Showing rollout instead."
-        )
-        how = "rollout"
-    cite = "(Abnar & Zuidema 2020)"
-    if how == "rollout":
-        R = explain.rollout(trace)  # (L, L)
-        rows = trace.tokens
-        label = f"Attention rollout {cite}: the input tokens behind each position"
-        title = f"Attention rollout over all {trace.num_layers} layers"
-    elif how == "gradient":
-        R = grad[0][-1:]  # (1, L): relevance of each input token for the last position
-        rows = [trace.tokens[-1]]
-        label = (
-            "Gradient-weighted attention relevance (Chefer et al. 2021) for the predicted next "
-            f"token {grad[1]!r}"
-        )
-        title = f"Relevance for predicting {grad[1]!r} after the last token"
-    else:
-        # The position whose prediction matters: [CLS] for encoders, the last token for GPTs.
-        q = n - 1 if trace.kind == "causal" else 0
-        R = explain.flow(trace, queries=[q])  # (1, L)
-        rows = [trace.tokens[q]]
-        label = f"Attention flow {cite}: the input tokens behind position {q}"
-        title = f"Attention flow into position {q}, over all {trace.num_layers} layers"
-    rt = AttentionTrace(R[None, None], rows, trace.key_tokens, trace.model_name, trace.kind)
-    p = views.attention_heatmap(rt).payload
-    p.update(label=label, fixed_title=title, zmax=max(1e-6, float(R.max())))
-    return p, note
-
-
-def create_app(default_model: str | None = None, *, preload: bool = False) -> FastAPI:
-    """The FastAPI application. ``default_model`` (a name or folder) is listed first."""
+    Args:
+        default_model: listed first and opened first: a listed name, a hub name, a local Hugging
+            Face folder (offered under its folder name) or an image checkpoint (``vit-digits``).
+        preload: load the default model now (``demo`` does, so the first request is fast).
+        host: the address the server is bound to (requests must name it or localhost).
+        time_limit: seconds a request may take before it is answered with 504.
+    """
     app = FastAPI(title="Attention Explorer", docs_url=None, redoc_url=None, openapi_url=None)
-    cache = ModelCache()
+    extra = None
+    if default_model is not None and images.lookup(default_model) is None:
+        folder = Path(default_model).expanduser()
+        if folder.is_dir():
+            if not is_hf_folder(folder):
+                raise ValueError(
+                    f"--model {default_model!r} is a folder but not a Hugging Face model "
+                    "(no config.json with a model_type) nor an image checkpoint"
+                )
+            extra = folder.resolve()
+    cache = ModelCache(extra=extra)
+    text_models = TextModels(cache)
     store = images.ImageModels()
-    default_id = default_model or DEFAULT_ID
     image_default = images.lookup(default_model) if default_model else None
     if image_default is not None:
-        default_id = str(image_default[0])
-        if preload:
+        default_id = image_default[0].name
+    elif extra is not None:
+        default_id = extra.name
+    else:
+        default_id = cache.resolve(default_model or DEFAULT_ID).id
+    if preload:
+        if image_default is not None:
             store.get(image_default[0])
-    elif preload:
-        cache.get(default_id)
+        else:
+            entry = cache.resolve(default_id)
+            with cache.lock(entry.id):
+                cache.get(entry)
+    app.state.text_models = text_models  # for tests: the caches and per-model locks
+    hosts = allowed_hosts(host)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        host_name = _hostname(request.headers.get("host", ""))
+        if host_name is None or host_name.lower() not in hosts:
+            return JSONResponse(
+                {
+                    "error": f"Host {request.headers.get('host', '')!r} is not allowed: open the "
+                    "explorer at http://127.0.0.1 or http://localhost"
+                },
+                status_code=403,
+            )
+        origin = request.headers.get("origin")
+        if origin is not None:
+            o = urlsplit(origin)
+            if o.scheme not in ("http", "https") or (o.hostname or "").lower() not in hosts:
+                return JSONResponse(
+                    {"error": f"Origin {origin!r} is not allowed (cross-site request)"},
+                    status_code=403,
+                )
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            return JSONResponse(
+                {"error": f"the request body must be at most {MAX_BODY} bytes, got {size}"},
+                status_code=413,
+            )
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        return JSONResponse(
+            {"error": f"the request must be a JSON object with the documented fields ({where})"},
+            status_code=400,
+        )
+
+    def answer(fn: Any, *args: Any) -> JSONResponse:
+        deadline = Deadline(time_limit)
+        future = pool.submit(fn, *args, deadline)
+        try:
+            return JSONResponse(future.result(timeout=time_limit))
+        except ValueError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        except (TimeoutError, concurrent.futures.TimeoutError) as err:
+            msg = str(err) or (
+                f"the request took longer than its {time_limit:g} s limit; try a shorter text "
+                "or fewer tokens"
+            )
+            return JSONResponse({"error": msg}, status_code=504)
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
@@ -198,24 +203,31 @@ def create_app(default_model: str | None = None, *, preload: bool = False) -> Fa
 
     @app.get("/api/models")
     def models() -> dict[str, Any]:
-        listed = available_models() + images.image_models()
-        if default_id != DEFAULT_ID and all(m["id"] != default_id for m in listed):
-            kind = "text" if image_default is None else images.IMAGE_TASKS[image_default[1]]
-            listed.insert(0, {"id": default_id, "label": f"{default_id} (--model)", "kind": kind})
+        listed = available_models(extra) + images.image_models()
+        if all(m["id"] != default_id for m in listed):  # a hub name given with --model
+            listed.insert(
+                0, {"id": default_id, "label": f"{default_id} (--model)", "kind": "causal"}
+            )
         return {"default": default_id, "models": listed}
 
     @app.post("/api/trace")
     def trace(req: TraceRequest) -> JSONResponse:
-        try:
-            return JSONResponse(compute(req, cache))
-        except ValueError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
+        return answer(text_models.trace, req)
+
+    @app.post("/api/neurons")
+    def neurons(req: NeuronRequest) -> JSONResponse:
+        return answer(text_models.neurons, req)
+
+    @app.post("/api/ablate")
+    def ablate(req: AblateRequest) -> JSONResponse:
+        return answer(text_models.ablate, req)
+
+    @app.post("/api/generate")
+    def generate_(req: GenerateRequest) -> JSONResponse:
+        return answer(lambda r, d: generate(text_models, r, d), req)
 
     @app.post("/api/image")
     def image(req: images.ImageRequest) -> JSONResponse:
-        try:
-            return JSONResponse(images.compute_image(req, store))
-        except ValueError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
+        return answer(lambda r, d: images.compute_image(r, store), req)
 
     return app

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     linear,
     lsh,
     masks,
+    performer,
     positional,
     rnn,
     scores,

@@ -35,6 +35,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from .core import AttentionOutput, MaskMod, attend, check_qkv
 
 __all__ = ["DifferentialAttention", "differential_attention", "lambda_init"]
@@ -42,8 +43,7 @@ __all__ = ["DifferentialAttention", "differential_attention", "lambda_init"]
 
 def lambda_init(layer_index: int) -> float:
     r""":math:`\lambda_{\text{init}} = 0.8 - 0.6\, e^{-0.3 (l - 1)}`, layer ``l >= 1`` (Eq. 2)."""
-    if isinstance(layer_index, bool) or not isinstance(layer_index, int) or layer_index < 1:
-        raise ValueError(f"layer_index must be an int >= 1 (1-based), got {layer_index!r}")
+    check_int("layer_index", layer_index)  # 1-based
     return 0.8 - 0.6 * math.exp(-0.3 * (layer_index - 1))
 
 
@@ -83,6 +83,17 @@ def differential_attention(
             f"k1 {tuple(k1.shape)} vs k2 {tuple(k2.shape)}"
         )
     if isinstance(lam, Tensor):
+        B, H = q1.shape[:2]
+        try:  # (H,) would broadcast against Dv, not the heads
+            want = (B, H, 1, 1)
+            fits = lam.dim() <= 4 and torch.broadcast_shapes(lam.shape, want) == want
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"lam must be a scalar or broadcastable to (B, H, 1, 1) = ({B}, {H}, 1, 1), got "
+                f"shape {tuple(lam.shape)}; for one λ per head pass lam.view(1, {H}, 1, 1)"
+            )
         lam = lam.to(q1.dtype)
     elif not isinstance(lam, (int, float)) or isinstance(lam, bool):
         raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
@@ -102,8 +113,9 @@ def differential_attention(
 class DifferentialAttention(nn.Module):
     r"""Multi-head differential attention (Ye et al. 2024, §2.1–2.2, arXiv:2410.05258).
 
-    ``forward(x (B, L, embed_dim), mask_mod=None)`` returns ``(output (B, L, embed_dim),
-    weights (B, H, L, L))``, the weights being each head's :math:`W_1 - \lambda W_2`.
+    ``forward(x (B, L, embed_dim), mask_mod=None)`` returns ``AttentionOutput(output
+    (B, L, embed_dim), weights (B, H, L, L))``, the weights being each head's
+    :math:`W_1 - \lambda W_2`.
 
     Args:
         embed_dim: model width; a multiple of ``2 * num_heads``.
@@ -113,9 +125,8 @@ class DifferentialAttention(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, layer_index: int = 1) -> None:
         super().__init__()
-        for name, val in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+        check_int("embed_dim", embed_dim)
+        check_int("num_heads", num_heads)
         if embed_dim % (2 * num_heads):
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by 2 * num_heads ({2 * num_heads})"
@@ -147,7 +158,7 @@ class DifferentialAttention(nn.Module):
 
     def forward(
         self, x: Tensor, mask_mod: MaskMod | None = None, *, return_weights: bool = True
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> AttentionOutput:
         if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.embed_dim:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (B, L, embed_dim={self.embed_dim}), got {got}")
@@ -169,4 +180,4 @@ class DifferentialAttention(nn.Module):
         # (1 − λ_init) · GroupNorm(head_i)                                   (B, H, L, 2d)
         heads = (1.0 - self.lambda_init) * self.norm(res.output)
         out = heads.transpose(1, 2).reshape(B, L, self.embed_dim)  # (B, L, H·2d)
-        return self.out_proj(out), res.weights
+        return AttentionOutput(self.out_proj(out), res.weights)

@@ -24,8 +24,11 @@ scoring. Reformer finds them by hashing:
 Cost per round: a sort, O(L log L), and O(L · bucket_size) scores. With ``bucket_size >= L``
 everything is one chunk and the result is exact shared-QK attention.
 
-``causal=True`` masks every key after the query, so no value from the future reaches it; the
-*chunk boundaries*, however, depend on every token's hash, as in Reformer.
+Causal is a mask: ``mask_mod=masks.causal`` masks every key after the query, so no value from
+the future reaches it; the *chunk boundaries*, however, depend on every token's hash, as in
+Reformer. No other mask is supported (``NotImplementedError``). ``return_weights=True`` (the
+default, as for every mechanism) also returns the implied ``(B, H, L, L)`` matrix; pass
+``return_weights=False`` for the O(L · bucket_size) path.
 """
 
 from __future__ import annotations
@@ -36,14 +39,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import AttentionOutput
+from ..checks import check_bool, check_int
+from .approx import by_head_groups, causal_only
+from .core import AttentionOutput, MaskMod
 
 __all__ = ["SELF_SCORE", "hash_buckets", "lsh_attention", "shared_qk_attention"]
 
 SELF_SCORE = -1e5  # a token's score for itself: used only when nothing else is visible
 
 
-def _check(qk: Tensor, v: Tensor, n_hashes: int, bucket_size: int) -> None:
+def _check(qk: Tensor, v: Tensor) -> None:
     for name, t in (("qk", qk), ("v", v)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -57,11 +62,6 @@ def _check(qk: Tensor, v: Tensor, n_hashes: int, bucket_size: int) -> None:
         )
     if qk.dtype != v.dtype:
         raise TypeError(f"qk and v must share one dtype, got {qk.dtype} and {v.dtype}")
-    for name, val in (("n_hashes", n_hashes), ("bucket_size", bucket_size)):
-        if isinstance(val, bool) or not isinstance(val, int):
-            raise TypeError(f"{name} must be an int, got {type(val).__name__} {val!r}")
-        if val < 1:
-            raise ValueError(f"{name} must be >= 1, got {val}")
 
 
 def hash_buckets(
@@ -72,7 +72,8 @@ def hash_buckets(
 
     ``x (B, H, L, D)`` → buckets ``(n_hashes, B, H, L)``.
     """
-    if n_buckets < 2 or n_buckets % 2:
+    check_int("n_hashes", n_hashes)
+    if check_int("n_buckets", n_buckets, 2) % 2:
         raise ValueError(f"n_buckets must be an even number >= 2, got {n_buckets}")
     D = x.shape[-1]
     rot = torch.randn(n_hashes, D, n_buckets // 2, generator=generator, dtype=torch.float64)
@@ -87,13 +88,18 @@ def _hash(x: Tensor, rot: Tensor) -> Tensor:
 
 
 def shared_qk_attention(
-    qk: Tensor, v: Tensor, *, causal: bool = False, return_weights: bool = True
+    qk: Tensor, v: Tensor, *, mask_mod: MaskMod | None = None, return_weights: bool = True
 ) -> AttentionOutput:
     r"""Exact shared-QK attention, the target LSH attention approximates (O(L²) memory).
 
     .. math:: s_{ij} = \frac{q_i \cdot q_j / \lVert q_j\rVert}{\sqrt D}\ (j \ne i), \qquad
               s_{ii} = -10^5, \qquad o = \operatorname{softmax}(s)\,V
+
+    ``mask_mod``: None or ``masks.causal`` (:math:`s_{ij} = -\infty` for :math:`j > i`).
     """
+    _check(qk, v)
+    causal = causal_only(mask_mod, "shared-QK attention")
+    check_bool("return_weights", return_weights)
     L, D = qk.shape[2], qk.shape[-1]
     keys = F.normalize(qk, dim=-1)
     s = torch.einsum("bhid,bhjd->bhij", qk, keys) / math.sqrt(D)  # (B, H, L, L)
@@ -112,9 +118,9 @@ def lsh_attention(
     *,
     n_hashes: int,
     bucket_size: int,
-    causal: bool = False,
+    mask_mod: MaskMod | None = None,
     generator: torch.Generator | None = None,
-    return_weights: bool = False,
+    return_weights: bool = True,
 ) -> AttentionOutput:
     r"""Reformer LSH attention over shared queries/keys (Kitaev et al. 2020, arXiv:2001.04451).
 
@@ -123,14 +129,20 @@ def lsh_attention(
         v: values ``(B, H, L, Dv)``.
         n_hashes: hash rounds; more rounds → each query finds more of its top keys.
         bucket_size: chunk length; the number of buckets is about ``L / bucket_size`` (even).
-        causal: mask keys after the query.
+        mask_mod: None, or ``masks.causal`` to mask keys after the query; any other mask
+            raises ``NotImplementedError``.
         generator: seeds the random rotations.
-        return_weights: also return the implied ``(B, H, L, L)`` attention matrix (O(L²)).
+        return_weights: also return the implied ``(B, H, L, L)`` attention matrix (O(L²));
+            False gives the O(L · bucket_size) path.
 
     Returns:
         :class:`AttentionOutput`: ``output (B, H, L, Dv)`` and ``weights`` (implied) or None.
     """
-    _check(qk, v, n_hashes, bucket_size)
+    _check(qk, v)
+    check_int("n_hashes", n_hashes)
+    check_int("bucket_size", bucket_size)
+    causal = causal_only(mask_mod, "LSH attention")
+    check_bool("return_weights", return_weights)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     dtype = qk.dtype
@@ -140,9 +152,7 @@ def lsh_attention(
     rot = torch.randn(n_hashes, D, n_buckets // 2, generator=generator, dtype=torch.float64)
     if return_weights:
         return _lsh(qk, v, rot, C, causal, True)
-    from .linear import _by_head_groups  # heads in parallel threads on a multi-core CPU
-
-    out = _by_head_groups(lambda a, b: _lsh(a, b, rot, C, causal, False).output, dtype, qk, v)
+    out = by_head_groups(lambda a, b: _lsh(a, b, rot, C, causal, False).output, dtype, qk, v)
     return AttentionOutput(out, None)
 
 
@@ -168,9 +178,9 @@ def _lsh(
     perm_p = F.pad(perm, (0, pad), value=-1)  # (R, B, H, n·C); -1 marks padding
     chunk_of = torch.empty_like(perm)  # chunk index of each original position, per round
     chunk_of.scatter_(-1, perm, (pos // C).expand_as(perm).contiguous())
-    qpos = perm_p.view(n_hashes, B, H, n, C)  # (R, B, H, n, C)
-    prev = F.pad(qpos[..., :-1, :], (0, 0, 1, 0), value=-1)  # the previous chunk (none for 0)
-    kpos = torch.cat([prev, qpos], dim=-1)  # (R, B, H, n, 2C)
+    q_chunks = perm_p.view(n_hashes, B, H, n, C)  # (R, B, H, n, C)
+    prev = F.pad(q_chunks[..., :-1, :], (0, 0, 1, 0), value=-1)  # the previous chunk (none for 0)
+    kv_chunks = torch.cat([prev, q_chunks], dim=-1)  # (R, B, H, n, 2C)
 
     def gather(x: Tensor, idx: Tensor) -> Tensor:
         """x (B, H, L, d) at positions idx (B, H, n, c) → (B, H, n, c, d); -1 → row 0."""
@@ -179,22 +189,22 @@ def _lsh(
 
     outs, lses, probs = [], [], []
     for r in range(n_hashes):
-        qp, kp = qpos[r], kpos[r]  # (B, H, n, C), (B, H, n, 2C)
-        qs, ks, vs = gather(qk, qp), gather(keys, kp), gather(v, kp)
+        q_idx, kv_idx = q_chunks[r], kv_chunks[r]  # (B, H, n, C), (B, H, n, 2C)
+        qs, ks, vs = gather(qk, q_idx), gather(keys, kv_idx), gather(v, kv_idx)
         s = torch.einsum("bhncd,bhnkd->bhnck", qs, ks) * scale  # (B, H, n, C, 2C)
         # N_ij: in how many rounds key j shares query i's window (own chunk or the previous)
         count = torch.zeros_like(s)
         for r2 in range(n_hashes):
-            cq = chunk_of[r2].gather(-1, qp.clamp(min=0).flatten(2)).view_as(qp)
-            ck = chunk_of[r2].gather(-1, kp.clamp(min=0).flatten(2)).view_as(kp)
+            cq = chunk_of[r2].gather(-1, q_idx.clamp(min=0).flatten(2)).view_as(q_idx)
+            ck = chunk_of[r2].gather(-1, kv_idx.clamp(min=0).flatten(2)).view_as(kv_idx)
             d = cq.unsqueeze(-1) - ck.unsqueeze(-2)  # (B, H, n, C, 2C)
             count += ((d == 0) | (d == 1)).to(s.dtype)
         s = s - torch.log(count.clamp(min=1))
-        qv, kv = qp.unsqueeze(-1), kp.unsqueeze(-2)
-        invalid = (qv < 0) | (kv < 0)
+        q_col, kv_row = q_idx.unsqueeze(-1), kv_idx.unsqueeze(-2)
+        invalid = (q_col < 0) | (kv_row < 0)
         if causal:
-            invalid = invalid | (kv > qv)
-        s = s.masked_fill(qv == kv, SELF_SCORE).masked_fill(invalid, float("-inf"))
+            invalid = invalid | (kv_row > q_col)
+        s = s.masked_fill(q_col == kv_row, SELF_SCORE).masked_fill(invalid, float("-inf"))
         lse = torch.logsumexp(s, -1, keepdim=True)  # z_i^(r)   (B, H, n, C, 1)
         p = torch.exp(s - torch.where(torch.isinf(lse), 0.0, lse))
         o = torch.einsum("bhnck,bhnkd->bhncd", p, vs)  # (B, H, n, C, Dv)
@@ -205,7 +215,7 @@ def _lsh(
         outs.append(o)
         lses.append(z)
         if return_weights:
-            probs.append((p, qp, kp))
+            probs.append((p, q_idx, kv_idx))
     z = torch.stack(lses)  # (R, B, H, L)
     z_all = torch.logsumexp(z, 0)
     mix = torch.exp(z - z_all)  # weight of each round, (R, B, H, L)
@@ -213,11 +223,11 @@ def _lsh(
     weights = None
     if return_weights:
         w = qk.new_zeros(B, H, L * L)
-        for r, (p, qp, kp) in enumerate(probs):
-            m_r = mix[r].gather(2, qp.clamp(min=0).flatten(2)).view_as(qp)  # (B, H, n, C)
+        for r, (p, q_idx, kv_idx) in enumerate(probs):
+            m_r = mix[r].gather(2, q_idx.clamp(min=0).flatten(2)).view_as(q_idx)  # (B, H, n, C)
             contrib = p * m_r.unsqueeze(-1)  # (B, H, n, C, 2C)
-            valid = (qp.unsqueeze(-1) >= 0) & (kp.unsqueeze(-2) >= 0)
-            idx = qp.clamp(min=0).unsqueeze(-1) * L + kp.clamp(min=0).unsqueeze(-2)
+            valid = (q_idx.unsqueeze(-1) >= 0) & (kv_idx.unsqueeze(-2) >= 0)
+            idx = q_idx.clamp(min=0).unsqueeze(-1) * L + kv_idx.clamp(min=0).unsqueeze(-2)
             w.scatter_add_(2, idx.flatten(2), contrib.masked_fill(~valid, 0.0).flatten(2))
         weights = w.view(B, H, L, L).to(dtype)
     return AttentionOutput(out.to(dtype), weights)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from . import masks
-from .core import MaskMod, attend
+from .core import AttentionOutput, MaskMod, attend
 
 __all__ = ["KVCache", "MultiHeadAttention"]
 
@@ -55,8 +56,7 @@ class KVCache:
             ("capacity", capacity),
             ("head_dim", head_dim),
         ):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be a positive int, got {val!r}")
+            check_int(name, val)
         shape = (batch_size, num_kv_heads, capacity, head_dim)
         z = torch.zeros(shape, dtype=dtype, device=device)
         return cls(z, z.clone())
@@ -66,24 +66,42 @@ class KVCache:
         return self.keys.shape[2]
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``k (B, Hkv, n, D)``, ``v (B, Hkv, n, Dv)``; return all cached keys/values."""
+        """Store ``k (B, Hkv, n, D)``, ``v (B, Hkv, n, Dv)``; return all cached keys/values.
+
+        Without autograd the new entries are written in place (decoding allocates nothing).
+        When ``k``, ``v`` or the cache need gradients, the cache is rebuilt out of place
+        instead, so gradients flow to every appended token and the views returned by earlier
+        appends (saved by their attention for backward) are never overwritten.
+        """
+        for name, t, held in (("k", k, self.keys), ("v", v, self.values)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.dim() != 4 or t.shape[:2] != held.shape[:2] or t.shape[3] != held.shape[3]:
+                raise ValueError(
+                    f"{name} has shape {tuple(t.shape)}, the cache holds {tuple(held.shape)} "
+                    f"(B, Hkv, capacity, {'D' if name == 'k' else 'Dv'}); expected "
+                    f"({held.shape[0]}, {held.shape[1]}, n, {held.shape[3]})"
+                )
         n = k.shape[2]
-        if k.shape[:2] != self.keys.shape[:2] or k.shape[3] != self.keys.shape[3]:
+        if v.shape[2] != n:
             raise ValueError(
-                f"k has shape {tuple(k.shape)}, the cache holds {tuple(self.keys.shape)} "
-                "(B, Hkv, capacity, D)"
+                f"k and v must hold the same number of new tokens: k {tuple(k.shape)}, "
+                f"v {tuple(v.shape)}"
             )
         if self.length + n > self.capacity:
             raise ValueError(
                 f"KV cache capacity exceeded: {self.length} cached + {n} new > capacity "
                 f"{self.capacity}; create the cache with a larger capacity"
             )
-        end = self.length + n
-        # Writing in place under no_grad keeps decoding allocation-free; the cache is for
-        # inference (training uses full sequences).
-        with torch.no_grad():
-            self.keys[:, :, self.length : end] = k
-            self.values[:, :, self.length : end] = v
+        start, end = self.length, self.length + n
+        tracked = (k, v, self.keys, self.values)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tracked):
+            # (B, Hkv, capacity, ·): a new tensor, earlier views keep their values
+            self.keys = torch.cat([self.keys[:, :, :start], k, self.keys[:, :, end:]], dim=2)
+            self.values = torch.cat([self.values[:, :, :start], v, self.values[:, :, end:]], 2)
+        else:
+            self.keys[:, :, start:end] = k
+            self.values[:, :, start:end] = v
         self.length = end
         return self.keys[:, :, :end], self.values[:, :, :end]
 
@@ -156,6 +174,15 @@ class MultiHeadAttention(nn.Module):
             device=w.device,
         )
 
+    def position_qk(self, q: Tensor, k: Tensor, start: int) -> tuple[Tensor, Tensor]:
+        """Hook for positions applied to queries and keys (RoPE); the identity here.
+
+        ``q (B, H, Lq, Dh)``, ``k (B, Hkv, Lk, Dh)`` are the new tokens' projections and
+        ``start`` is the position of the first of them (the cache's length), so a subclass
+        can rotate them before they enter the cache.
+        """
+        return q, k
+
     def _check_input(self, name: str, x: Tensor) -> None:
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -195,7 +222,7 @@ class MultiHeadAttention(nn.Module):
         mask_mod: MaskMod | None = None,
         cache: KVCache | None = None,
         return_weights: bool = True,
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> AttentionOutput:
         """Attend from ``x (B, Lq, d_model)`` to ``context (B, Lk, d_model)`` (``x`` if None).
 
         ``key_padding_mask (B, Lk)``: bool, True = padding (as in PyTorch), or float, added to
@@ -203,7 +230,7 @@ class MultiHeadAttention(nn.Module):
         ``cache``: the new keys/values are appended and the queries attend to the whole cache;
         positions follow the cache (``masks.causal`` then aligns the new tokens correctly).
 
-        Returns ``(output (B, Lq, d_model), weights (B, H, Lq, Lk) or None)``.
+        Returns ``AttentionOutput(output (B, Lq, d_model), weights (B, H, Lq, Lk) or None)``.
         """
         self._check_input("x", x)
         src = x if context is None else context
@@ -217,6 +244,7 @@ class MultiHeadAttention(nn.Module):
         q = self._split(self.q_proj(x), self.num_heads)  # (B, H, Lq, Dh)
         k = self._split(self.k_proj(src), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
         v = self._split(self.v_proj(src), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
+        q, k = self.position_qk(q, k, 0 if cache is None else cache.length)
         if cache is not None:
             k, v = cache.append(k, v)  # (B, Hkv, cached + Lk, Dh)
         Lk = k.shape[2]
@@ -238,7 +266,7 @@ class MultiHeadAttention(nn.Module):
             return_weights=return_weights,
         )
         out = res.output.transpose(1, 2).reshape(B, Lq, self.d_model)  # (B, Lq, d_model)
-        return self.out_proj(out), res.weights
+        return AttentionOutput(self.out_proj(out), res.weights)
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention) -> MultiHeadAttention:

@@ -22,9 +22,11 @@ whatever ``query`` they are given. Shapes::
 
     query    (B, Dq)      one decoder state per sentence
     keys     (B, L, Dk)   encoder annotations (they are also the values)
-    mask     (B, L)       bool, True = a real source token, False = padding
-    context  (B, Dk)
-    weights  (B, L)       sum to 1 over unmasked positions; all-zero if a row has none
+    key_padding_mask  (B, L)   bool, True = padding (PyTorch's convention), False = a real token
+    output   (B, Dk)      the context vector c
+    weights  (B, L)       sum to 1 over real positions; all-zero if a row has none
+
+Both return :class:`~explore_attention.attention.core.AttentionOutput` ``(output, weights)``.
 
 The scores come from :mod:`explore_attention.attention.scores`, the softmax from
 :func:`~explore_attention.attention.core.masked_softmax` (padding is excluded with ``where``, a
@@ -38,22 +40,17 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from . import scores
-from .core import masked_softmax
+from .core import AttentionOutput, masked_softmax
 
 __all__ = ["BahdanauAttention", "LuongAttention"]
 
 LuongScore = Literal["dot", "general", "concat"]
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_inputs(
-    query: Tensor, keys: Tensor, mask: Tensor | None, query_dim: int, key_dim: int
+    query: Tensor, keys: Tensor, key_padding_mask: Tensor | None, query_dim: int, key_dim: int
 ) -> None:
     """Clear errors for the (B, Dq), (B, L, Dk), (B, L) contract."""
     for name, t in (("query", query), ("keys", keys)):
@@ -79,29 +76,34 @@ def _check_inputs(
         raise ValueError(f"keys must hold at least one position, got {tuple(keys.shape)}")
     if query.dtype != keys.dtype:
         raise TypeError(f"query and keys must share a dtype, got {query.dtype} and {keys.dtype}")
-    if mask is not None:
-        if not isinstance(mask, Tensor):
-            raise TypeError(f"mask must be a bool torch.Tensor or None, got {type(mask).__name__}")
-        if mask.dtype != torch.bool:
+    if key_padding_mask is not None:
+        pad = key_padding_mask
+        if not isinstance(pad, Tensor):
             raise TypeError(
-                f"mask must be a bool tensor (True = keep, False = padding), got dtype {mask.dtype}"
+                f"key_padding_mask must be a bool torch.Tensor or None, got {type(pad).__name__}"
             )
-        if tuple(mask.shape) != tuple(keys.shape[:2]):
+        if pad.dtype != torch.bool:
+            raise TypeError(
+                f"key_padding_mask must be a bool tensor (True = padding), got dtype {pad.dtype}"
+            )
+        if tuple(pad.shape) != tuple(keys.shape[:2]):
             raise ValueError(
-                f"mask must have shape (B, L) = {tuple(keys.shape[:2])}, got {tuple(mask.shape)}"
+                f"key_padding_mask must have shape (B, L) = {tuple(keys.shape[:2])}, got "
+                f"{tuple(pad.shape)}"
             )
 
 
-def _attend(scores_: Tensor, keys: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+def _attend(scores_: Tensor, keys: Tensor, key_padding_mask: Tensor | None) -> AttentionOutput:
     r"""Softmax over source positions (Eq. 6 / Eq. 7) and the context vector (Eq. 5)."""
+    keep = None if key_padding_mask is None else ~key_padding_mask  # (B, L) True = real token
     # α_j = exp(e_j) / Σ_j' exp(e_j'), padding excluded                  (B, L)
-    weights = masked_softmax(scores_, mask)
-    if mask is not None:
+    weights = masked_softmax(scores_, keep)
+    if key_padding_mask is not None:
         # Padded annotations may hold anything (even NaN); never let 0 · NaN reach the context.
-        keys = keys.masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, L, Dk)
+        keys = keys.masked_fill(key_padding_mask.unsqueeze(-1), 0.0)  # (B, L, Dk)
     # c = Σ_j α_j h_j                                                     (B, Dk)
     context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
-    return context, weights
+    return AttentionOutput(context, weights)
 
 
 class BahdanauAttention(nn.Module):
@@ -124,9 +126,9 @@ class BahdanauAttention(nn.Module):
 
     def __init__(self, query_dim: int, key_dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.query_dim = _positive_int("query_dim", query_dim)
-        self.key_dim = _positive_int("key_dim", key_dim)
-        self.hidden_dim = _positive_int("hidden_dim", hidden_dim)
+        self.query_dim = check_int("query_dim", query_dim)
+        self.key_dim = check_int("key_dim", key_dim)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim)
         self.score = scores.Additive(query_dim, key_dim, hidden_dim)
 
     def project_keys(self, keys: Tensor) -> Tensor:
@@ -137,15 +139,15 @@ class BahdanauAttention(nn.Module):
         self,
         query: Tensor,
         keys: Tensor,
-        mask: Tensor | None = None,
+        key_padding_mask: Tensor | None = None,
         *,
         projected_keys: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``(context (B, Dk), weights (B, L))`` for decoder state ``query (B, Dq)``."""
-        _check_inputs(query, keys, mask, self.query_dim, self.key_dim)
+    ) -> AttentionOutput:
+        """``(output = context (B, Dk), weights (B, L))`` for decoder state ``query (B, Dq)``."""
+        _check_inputs(query, keys, key_padding_mask, self.query_dim, self.key_dim)
         # e_j = v_aᵀ tanh(W_a s + U_a h_j)                                (B, 1, L) -> (B, L)
         e = self.score(query.unsqueeze(1), keys, projected_keys).squeeze(1)
-        return _attend(e, keys, mask)
+        return _attend(e, keys, key_padding_mask)
 
 
 class LuongAttention(nn.Module):
@@ -183,8 +185,8 @@ class LuongAttention(nn.Module):
         hidden_dim: int | None = None,
     ) -> None:
         super().__init__()
-        self.query_dim = _positive_int("query_dim", query_dim)
-        self.key_dim = _positive_int("key_dim", key_dim)
+        self.query_dim = check_int("query_dim", query_dim)
+        self.key_dim = check_int("key_dim", key_dim)
         if score not in ("dot", "general", "concat"):
             raise ValueError(f"score must be 'dot', 'general' or 'concat', got {score!r}")
         if hidden_dim is not None and score != "concat":
@@ -201,19 +203,19 @@ class LuongAttention(nn.Module):
         elif score == "general":
             self.score = scores.General(query_dim, key_dim)
         else:
-            hidden = key_dim if hidden_dim is None else _positive_int("hidden_dim", hidden_dim)
+            hidden = key_dim if hidden_dim is None else check_int("hidden_dim", hidden_dim)
             self.score = scores.Additive(query_dim, key_dim, hidden)
 
     def extra_repr(self) -> str:
         return f"query_dim={self.query_dim}, key_dim={self.key_dim}, score={self.score_name!r}"
 
     def forward(
-        self, query: Tensor, keys: Tensor, mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``(context (B, Dk), weights (B, L))`` for decoder state ``query (B, Dq)``."""
-        _check_inputs(query, keys, mask, self.query_dim, self.key_dim)
+        self, query: Tensor, keys: Tensor, key_padding_mask: Tensor | None = None
+    ) -> AttentionOutput:
+        """``(output = context (B, Dk), weights (B, L))`` for decoder state ``query (B, Dq)``."""
+        _check_inputs(query, keys, key_padding_mask, self.query_dim, self.key_dim)
         q = query.unsqueeze(1)  # (B, 1, Dq)
         # score(h_t, h̄_s) for every source position s                      (B, 1, L) -> (B, L)
         score_fn = scores.dot if self.score is None else self.score
         e = score_fn(q, keys).squeeze(1)
-        return _attend(e, keys, mask)
+        return _attend(e, keys, key_padding_mask)

@@ -30,14 +30,6 @@ from .core import MaskMod
 __all__ = ["SinkKVCache", "sink_window"]
 
 
-def _int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def sink_window(num_sinks: int, window: int) -> MaskMod:
     r"""Causal mask keeping ``num_sinks`` initial tokens and a ``window`` of recent ones
     (the query included): :math:`j \le i \wedge (j < s \vee i - j < w)`."""
@@ -54,16 +46,23 @@ def sink_window(num_sinks: int, window: int) -> MaskMod:
 class SinkKVCache:
     """A streaming KV cache that keeps ``num_sinks`` first tokens and the last ``window`` tokens.
 
-    ``append(k (B, Hkv, n, D), v (B, Hkv, n, Dv))`` adds the new tokens, evicts the middle and
-    returns the kept keys and values ``(B, Hkv, <= num_sinks + window, ·)``. Memory is bounded
-    by ``num_sinks + window`` tokens however long the stream. :meth:`positions` gives the
-    in-cache positions ``0 .. length-1`` to rotate keys with (RoPE) at attention time; the query
-    of the newest token sits at position ``length - 1``.
+    ``append(k (B, Hkv, n, D), v (B, Hkv, n, Dv))`` adds ``n`` new tokens and returns the keys
+    and values *their queries* need: the sinks, the ``window - 1`` tokens before the chunk and
+    the chunk itself (at most ``num_sinks + window - 1 + n``). Attend to them with
+    ``mask_mod=sink_window(num_sinks, window)``: in-cache positions keep every distance except
+    the jump after the sinks, so the stream's mask is also the cache's (bottom-right aligned, the
+    chunk's queries are the last ``n`` positions). For ``n = 1`` every returned key is visible
+    and the mask may be omitted. Afterwards the cache keeps the sinks and the last ``window``
+    tokens, so memory is bounded by ``num_sinks + window`` however long the stream.
+
+    Keys are stored un-rotated: rotate the returned keys with their in-cache positions
+    ``0 .. n_returned - 1`` (:meth:`positions` after a one-token append) and the queries with
+    the last ``n`` of them (§3.2).
     """
 
     def __init__(self, num_sinks: int, window: int) -> None:
-        self.num_sinks = _int("num_sinks", num_sinks, 0)  # initial tokens never evicted
-        self.window = _int("window", window, 1)  # most recent tokens kept
+        self.num_sinks = check_int("num_sinks", num_sinks, 0)  # initial tokens never evicted
+        self.window = check_int("window", window, 1)  # most recent tokens kept
         self.keys: Tensor | None = None  # (B, Hkv, length, D), un-rotated
         self.values: Tensor | None = None  # (B, Hkv, length, Dv)
         self.seen = 0  # tokens appended since creation (positions in the original text)
@@ -87,7 +86,7 @@ class SinkKVCache:
         recent = torch.arange(self.seen - (n - s), self.seen)
         return torch.cat([torch.arange(s), recent])
 
-    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def _check(self, k: Tensor, v: Tensor) -> None:
         for name, t in (("k", k), ("v", v)):
             if not isinstance(t, Tensor) or t.dim() != 4:
                 got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
@@ -96,20 +95,27 @@ class SinkKVCache:
             raise ValueError(
                 f"k and v must agree on (B, Hkv, n): {tuple(k.shape)}, {tuple(v.shape)}"
             )
-        if self.keys is not None and (
-            k.shape[:2] != self.keys.shape[:2] or k.shape[3] != self.keys.shape[3]
-        ):
-            raise ValueError(
-                f"k has shape {tuple(k.shape)}, the cache holds {tuple(self.keys.shape)}"
-            )
+        for name, t, held in (("k", k, self.keys), ("v", v, self.values)):
+            if held is not None and (t.shape[:2] != held.shape[:2] or t.shape[3] != held.shape[3]):
+                raise ValueError(
+                    f"{name} has shape {tuple(t.shape)}, the cache holds {tuple(held.shape)}"
+                )
+
+    def _keep(self, x: Tensor, recent: int) -> Tensor:
+        """The sinks and the last ``recent`` tokens of ``x (B, Hkv, n', ·)``."""
+        n, s = x.shape[2], self.num_sinks
+        if n <= s + recent:
+            return x
+        return torch.cat([x[:, :, :s], x[:, :, n - recent :]], dim=2)  # evict the middle
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(k, v)
+        n = k.shape[2]
         keys = k if self.keys is None else torch.cat([self.keys, k], dim=2)  # (B, Hkv, n', D)
         values = v if self.values is None else torch.cat([self.values, v], dim=2)
-        self.seen += k.shape[2]
-        n = keys.shape[2]
-        if n > self.capacity:
-            s = self.num_sinks
-            # keep [0, s) and the last `window`: evict the middle              (B, Hkv, s + w, ·)
-            keys = torch.cat([keys[:, :, :s], keys[:, :, n - self.window :]], dim=2)
-            values = torch.cat([values[:, :, :s], values[:, :, n - self.window :]], dim=2)
-        self.keys, self.values = keys, values
-        return keys, values
+        self.seen += n
+        # the chunk's first query sees the window - 1 tokens before it; after the append the
+        # cache keeps `window` recent tokens (StreamingLLM's cache of num_sinks + window)
+        self.keys, self.values = self._keep(keys, self.window), self._keep(values, self.window)
+        need = self.window - 1 + n
+        return self._keep(keys, need), self._keep(values, need)

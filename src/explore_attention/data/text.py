@@ -142,18 +142,18 @@ def split_ids(ids: Sequence[int] | Tensor, val_fraction: float = 0.1) -> tuple[T
 
 
 def random_batch(
-    data: Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None
+    data: Tensor, batch_size: int, length: int, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
-    """Sample ``batch_size`` windows: inputs ``x (B, T)`` and next tokens ``y (B, T)``."""
+    """Sample ``batch_size`` windows of ``length`` tokens: inputs ``x (B, T)`` and next tokens
+    ``y (B, T)``."""
     if data.dim() != 1:
         raise ValueError(f"data must be 1-D token ids, got shape {tuple(data.shape)}")
-    if block_size < 1 or data.numel() <= block_size:
+    if length < 1 or data.numel() <= length:
         raise ValueError(
-            f"block_size must be in [1, {data.numel() - 1}] for {data.numel()} tokens, "
-            f"got {block_size}"
+            f"length must be in [1, {data.numel() - 1}] for {data.numel()} tokens, got {length}"
         )
-    starts = torch.randint(0, data.numel() - block_size, (batch_size,), generator=generator)
-    offsets = torch.arange(block_size)
+    starts = torch.randint(0, data.numel() - length, (batch_size,), generator=generator)
+    offsets = torch.arange(length)
     x = data[starts[:, None] + offsets]  # (B, T)
     y = data[starts[:, None] + offsets + 1]  # (B, T)
     return x, y

@@ -15,8 +15,9 @@ Row :math:`i` of :math:`R` is the relevance of each input token for output posit
 (for a ``[CLS]`` classifier, row 0).
 
 :func:`attention_gradients` gets the attention maps and their gradients from a Hugging Face model
-(``output_attentions=True``; eager attention) or from one of the project's models (forward hooks on
-every :class:`~explore_attention.attention.multihead.MultiHeadAttention`).
+(``output_attentions=True``; eager attention) or from one of the project's models
+(``return_weights=True``: the maps of one site of its
+:class:`~explore_attention.models.output.ModelOutput`).
 """
 
 from __future__ import annotations
@@ -63,13 +64,17 @@ def attention_gradients(
     model: nn.Module,
     inputs: Any,
     score_fn: Callable[[Any], Tensor],
+    *,
+    site: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run ``model`` on ``inputs`` and return ``(attentions, d score / d attentions)``.
 
     Both are ``(layers, heads, Lq, Lk)`` float32 for the first batch element. ``inputs`` is a dict
     of tensors for a Hugging Face model (called as ``model(**inputs, output_attentions=True)``),
-    else passed as is (``model(inputs)``). ``score_fn(output) -> scalar Tensor`` picks the score
-    to explain, e.g. ``lambda out: out.logits[0, label]``.
+    else passed as is (``model(inputs, return_weights=True)``, a project model returning
+    :class:`~explore_attention.models.output.ModelOutput`; ``site`` picks which of its
+    attentions, needed only when it has several). ``score_fn(output) -> scalar Tensor`` picks
+    the score to explain, e.g. ``lambda out: out.logits[0, label]``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -88,30 +93,24 @@ def attention_gradients(
                 "the model returned no attention weights; load it with attn_implementation='eager'"
             )
     else:
-        from ..attention.multihead import MultiHeadAttention
+        from ..models.output import ModelOutput
 
-        maps = []
-
-        def hook(_mod: nn.Module, _inp: Any, output: Any) -> None:
-            if output[1] is None:
-                raise ValueError("a MultiHeadAttention layer returned no weights")
-            maps.append(output[1])
-
-        handles = [
-            m.register_forward_hook(hook)
-            for m in model.modules()
-            if isinstance(m, MultiHeadAttention)
-        ]
-        if not handles:
+        out = model(inputs, return_weights=True)
+        if not isinstance(out, ModelOutput) or not out.attentions:
             raise ValueError(
-                f"{type(model).__name__} has no MultiHeadAttention layers and is not a Hugging "
-                "Face model"
+                f"{type(model).__name__} returned no ModelOutput attentions and is not a "
+                "Hugging Face model"
             )
-        try:
-            out = model(inputs)
-        finally:
-            for h in handles:
-                h.remove()
+        if site is None:
+            if len(out.attentions) != 1:
+                raise ValueError(
+                    f"{type(model).__name__} has attention sites {sorted(out.attentions)}; "
+                    "pass site=..."
+                )
+            site = next(iter(out.attentions))
+        if site not in out.attentions:
+            raise ValueError(f"site must be one of {sorted(out.attentions)}, got {site!r}")
+        maps = list(out.attentions[site])
     score = score_fn(out)
     if not isinstance(score, Tensor) or score.numel() != 1:
         raise ValueError("score_fn must return a scalar Tensor")

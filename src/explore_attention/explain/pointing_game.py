@@ -72,7 +72,8 @@ def patch_relevance(
     try:
         if method == "gradient":
             with torch.enable_grad():
-                logits, weights = model.forward_with_attentions(images)
+                out = model(images, return_weights=True)
+                logits, weights = out.logits, out.attentions["encoder"]
                 for w in weights:
                     w.retain_grad()
                 cls = logits.argmax(-1) if target is None else target
@@ -85,7 +86,7 @@ def patch_relevance(
             model.zero_grad(set_to_none=True)
             return r[:, 0, 1:]  # (B, N) the class token's row, patches only
         with torch.no_grad():
-            _, weights = model.forward_with_attentions(images)
+            weights = model(images, return_weights=True).attentions["encoder"]
         if method == "attention":
             return weights[-1].mean(1)[:, 0, 1:]  # (B, N)
         return rollout_batch(weights)[:, 0, 1:]  # (B, N)

@@ -3,7 +3,7 @@ r"""A task whose decisive tokens are known by construction, to measure explanati
 Each sequence is ``[CLS]`` followed by ``length - 1`` tokens: random *noise* tokens and exactly one
 *marker*. Markers come in two groups; the label is the marker's group. So the marker's position
 is, by construction, the only token that decides the label. A tiny transformer classifier of ours
-(pre-norm blocks of :class:`~explore_attention.attention.multihead.MultiHeadAttention`, read-out
+(:class:`~explore_attention.models.blocks.PreLNBlock` pre-norm blocks, read-out
 from ``[CLS]``) learns the task in seconds; then each explanation method ranks the tokens of
 held-out sequences for the ``[CLS]`` prediction and we count how often the marker comes first
 (random ranking: ``1 / (length - 1)``), and the deletion / insertion AUC of the true class's
@@ -12,14 +12,15 @@ probability.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..attention.multihead import MultiHeadAttention
+from ..models.blocks import PreLNBlock
+from ..models.output import ModelOutput
+from ..tasks.common import quick
 from .faithfulness import auc, deletion_curve, insertion_curve, top_k_hit
 from .flow import flow
 from .gradient import attention_gradients, gradient_relevance
@@ -71,45 +72,33 @@ class TinyConfig:
     num_classes: int = 2  # output classes
 
 
-class _Block(nn.Module):
-    def __init__(self, cfg: TinyConfig) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.attn = MultiHeadAttention(cfg.d_model, cfg.num_heads)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(cfg.d_model, 4 * cfg.d_model),
-            nn.GELU(),
-            nn.Linear(4 * cfg.d_model, cfg.d_model),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x))[0]
-        return x + self.mlp(self.ln2(x))
-
-
 class TinyClassifier(nn.Module):
     """Token + position embeddings, pre-norm blocks, a linear read-out of ``[CLS]``."""
 
-    def __init__(self, cfg: TinyConfig) -> None:
+    def __init__(self, config: TinyConfig) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
-        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.num_layers))
-        self.ln = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.num_classes)
+        self.config = c = config
+        self.tok = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos = nn.Embedding(c.max_len, c.d_model)
+        self.blocks = nn.ModuleList(
+            PreLNBlock(c.d_model, c.num_heads, 4 * c.d_model) for _ in range(c.num_layers)
+        )
+        self.ln = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.num_classes)
 
-    def forward(self, ids: Tensor) -> Tensor:
-        """``ids (B, L)`` -> logits ``(B, num_classes)``."""
+    def forward(self, ids: Tensor, *, return_weights: bool = False) -> ModelOutput:
+        """``ids (B, L)`` -> logits ``(B, num_classes)``; with ``return_weights`` also
+        ``attentions["encoder"]``, each layer's ``(B, H, L, L)``."""
         x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))  # (B, L, D)
+        weights = []
         for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln(x[:, 0]))  # (B, C)
-
-
-def _quick() -> bool:
-    return os.environ.get("EXPLORE_ATTENTION_QUICK", "") not in ("", "0")
+            res = block(x, return_weights=return_weights)
+            x = res.output
+            weights.append(res.weights)
+        logits = self.head(self.ln(x[:, 0]))  # (B, C)
+        return ModelOutput(
+            logits, attentions={"encoder": tuple(weights)} if return_weights else None
+        )
 
 
 def train_classifier(
@@ -123,7 +112,7 @@ def train_classifier(
 ) -> tuple[TinyClassifier, float]:
     """Train a :class:`TinyClassifier` on ``task``; returns ``(model, held-out accuracy)``."""
     task = task or MarkerTask()
-    steps = steps if steps is not None else (300 if _quick() else 1000)
+    steps = steps if steps is not None else (300 if quick() else 1000)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = TinyClassifier(TinyConfig(vocab_size=task.vocab_size, max_len=task.length))
@@ -131,14 +120,14 @@ def train_classifier(
     model.train()
     for _ in tqdm(range(steps), desc="train marker classifier", disable=not progress):
         ids, labels, _ = task.sample(batch_size, gen)
-        loss = nn.functional.cross_entropy(model(ids), labels)
+        loss = nn.functional.cross_entropy(model(ids).logits, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     ids, labels, _ = task.sample(1000, torch.Generator().manual_seed(seed + 1))
     with torch.no_grad():
-        acc = (model(ids).argmax(-1) == labels).float().mean().item()
+        acc = (model(ids).logits.argmax(-1) == labels).float().mean().item()
     return model, acc
 
 
@@ -168,7 +157,7 @@ def evaluate_methods(
     cand[0] = False  # [CLS] is never ranked nor removed
     for b in tqdm(range(n), desc="explain", disable=not progress):
         x, y = ids[b : b + 1], int(labels[b])
-        A, G = attention_gradients(model, x, lambda logits, y=y: logits[0, y])
+        A, G = attention_gradients(model, x, lambda out, y=y: out.logits[0, y])
         rel = {
             "raw attention": A[-1].mean(dim=0)[0],
             "rollout": rollout(A)[0],
@@ -182,7 +171,7 @@ def evaluate_methods(
         def score(keep: Tensor, x=x, y=y) -> float:
             z = torch.where(keep, x[0], torch.full_like(x[0], task.PAD))
             with torch.no_grad():
-                return torch.softmax(model(z[None]), -1)[0, y].item()
+                return torch.softmax(model(z[None]).logits, -1)[0, y].item()
 
         for m, r in rel.items():
             out[m]["top1"] += top_k_hit(r, decisive, cand) / n
@@ -211,7 +200,7 @@ def main() -> None:
     torch.set_num_threads(1)  # tiny model: one thread is fastest and shares the machine
     task = MarkerTask()
     model, acc = train_classifier(task)
-    n = 60 if _quick() else 300
+    n = 60 if quick() else 300
     results = evaluate_methods(model, task, n=n)
     print(f"marker task: length {task.length}, classifier accuracy {acc:.3f}, {n} sequences")
     print(f"random ranking puts the marker first with probability 1/{task.length - 1}")

@@ -15,6 +15,12 @@ from typing import Any
 
 _EXPORTS = {
     "capture": ".capture",
+    "classify_heads": ".head_types",
+    "query_key": ".neurons",
+    "ablate_heads": ".neurons",
+    "HeadTypes": ".head_types",
+    "eager_attention": ".hf",
+    "trace_from_output": ".own",
     "DEFAULT_MODEL_NAME": ".loading",
     "default_model_path": ".loading",
     "load_model": ".loading",

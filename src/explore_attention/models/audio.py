@@ -3,30 +3,35 @@ r"""A small audio transformer: convolutional front end + pre-LN encoder over tim
 The shape follows Whisper's encoder (Radford et al. 2022, arXiv:2212.04356, §2.2) at toy size:
 a log-mel spectrogram ``(B, n_mels, F)`` passes two 1-D convolutions (kernel 3, GELU; the second
 with stride 2, so one token covers 20 ms), gets fixed sinusoidal positions (Vaswani et al. 2017,
-arXiv:1706.03762, §3.5) and a learned class token, then pre-LN encoder blocks
+arXiv:1706.03762, §3.5; :func:`~explore_attention.attention.positional.sinusoidal_positions`)
+and a learned class token, then pre-LN encoder blocks
 
 .. math::
 
     z'_\ell = z_{\ell-1} + \operatorname{MHA}(\operatorname{LN}(z_{\ell-1})), \qquad
     z_\ell = z'_\ell + \operatorname{MLP}(\operatorname{LN}(z'_\ell))
 
-built on :class:`~explore_attention.attention.multihead.MultiHeadAttention`; the class token's
+(:class:`~explore_attention.models.blocks.PreLNBlock`); the class token's
 final state is classified. Its self-attention is attention *over time*: which 20 ms slices of the
 word each token (and the class token) reads.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..attention.multihead import MultiHeadAttention
+from ..attention.positional import sinusoidal_positions
+from ..checks import check_int, check_probability
 from ..inspect.trace import AttentionTrace
+from .blocks import PreLNBlock
+from .config import resolve_config
+from .output import ModelOutput
 
-__all__ = ["AudioBlock", "AudioTransformer", "AudioTransformerConfig", "sinusoids", "token_times"]
+__all__ = ["AudioTransformer", "AudioTransformerConfig", "token_times"]
 
 TOKEN_SECONDS = 0.02  # one token after the stride-2 convolution over 10 ms frames
 
@@ -42,21 +47,18 @@ class AudioTransformerConfig:
     num_heads: int = 4  # attention heads per layer
     num_layers: int = 2  # encoder blocks
     mlp_ratio: int = 2  # MLP hidden width = mlp_ratio * d_model
-    dropout: float = 0.1  # dropout on residual branches (training only)
+    dropout: float = 0.1  # dropout on residual branches and the MLP (training only)
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "max_frames", "num_classes", "d_model", "num_heads",
                      "num_layers", "mlp_ratio"):  # fmt: skip
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+            check_int(name, getattr(self, name))
+        check_probability("dropout", self.dropout)
         if self.d_model % self.num_heads or self.d_model % 2:
             raise ValueError(
                 f"d_model ({self.d_model}) must be even and divisible by num_heads "
                 f"({self.num_heads})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def max_tokens(self) -> int:
@@ -64,66 +66,31 @@ class AudioTransformerConfig:
         return (self.max_frames + 1) // 2
 
 
-def sinusoids(length: int, dim: int) -> Tensor:
-    r"""Fixed positions ``(length, dim)``: :math:`PE_{t,2i} = \sin(t/10000^{2i/d})`,
-    :math:`PE_{t,2i+1} = \cos(t/10000^{2i/d})`."""
-    inv = torch.exp(-math.log(10_000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-    angle = torch.arange(length, dtype=torch.float64)[:, None] * inv[None]  # (length, dim/2)
-    pe = torch.stack([angle.sin(), angle.cos()], dim=-1)  # (length, dim/2, 2)
-    return pe.reshape(length, dim).float()  # (length, dim), interleaved sin/cos
-
-
 def token_times(num_tokens: int, cls: bool = True) -> list[str]:
     """Token labels ``["[CLS]", "0.00s", "0.02s", …]`` (start time of each time token)."""
     return (["[CLS]"] if cls else []) + [f"{t * TOKEN_SECONDS:.2f}s" for t in range(num_tokens)]
 
 
-class AudioBlock(nn.Module):
-    """Pre-LN encoder block: ``x + MHA(LN(x))`` then ``x + MLP(LN(x))``."""
-
-    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, num_heads)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, mlp_ratio * d_model),
-            nn.GELU(),
-            nn.Linear(mlp_ratio * d_model, d_model),
-        )
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, return_weights: bool = True) -> tuple[Tensor, Tensor | None]:
-        """``x (B, L, d)`` → ``(x (B, L, d), weights (B, H, L, L) or None)``."""
-        a, w = self.attn(self.norm1(x), return_weights=return_weights)
-        x = x + self.drop(a)
-        return x + self.drop(self.mlp(self.norm2(x))), w
-
-
 class AudioTransformer(nn.Module):
-    """Classify a log-mel spectrogram ``(B, n_mels, frames)``; ``forward`` returns logits.
+    """Classify a log-mel spectrogram ``(B, n_mels, frames)``; ``forward`` returns ModelOutput.
 
-    Build from an :class:`AudioTransformerConfig` or its fields as keywords (how
-    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``).
+    Build from an :class:`AudioTransformerConfig`, its ``asdict`` (how
+    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``) or its
+    fields as keywords.
     """
 
-    def __init__(self, config: AudioTransformerConfig | None = None, **fields: int | float) -> None:
+    def __init__(self, config: AudioTransformerConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is None:
-            config = AudioTransformerConfig(**fields)
-        elif not isinstance(config, AudioTransformerConfig) or fields:
-            raise TypeError(
-                f"pass an AudioTransformerConfig or its fields as keywords, got "
-                f"{type(config).__name__} and {sorted(fields)}"
-            )
-        self.config = c = config
+        self.config = c = resolve_config(AudioTransformerConfig, config, fields)
         self.conv1 = nn.Conv1d(c.n_mels, c.d_model, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(c.d_model, c.d_model, kernel_size=3, stride=2, padding=1)
         self.act = nn.GELU()
-        self.register_buffer("positions", sinusoids(c.max_tokens, c.d_model), persistent=False)
+        pe = sinusoidal_positions(c.max_tokens, c.d_model)  # (T, d)
+        self.register_buffer("positions", pe, persistent=False)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))
         self.blocks = nn.ModuleList(
-            AudioBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout) for _ in range(c.num_layers)
+            PreLNBlock(c.d_model, c.num_heads, c.mlp_ratio * c.d_model, c.dropout)
+            for _ in range(c.num_layers)
         )
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.num_classes)
@@ -147,19 +114,18 @@ class AudioTransformer(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, d)
         return torch.cat([cls, x], dim=1)  # (B, 1 + T, d)
 
-    def forward_with_attentions(
-        self, mel: Tensor, return_weights: bool = True
-    ) -> tuple[Tensor, list[Tensor | None]]:
-        """``(logits (B, classes), [weights (B, H, 1+T, 1+T) per layer])``."""
+    def forward(self, mel: Tensor, *, return_weights: bool = False) -> ModelOutput:
+        """Logits ``(B, classes)``; with ``return_weights`` also ``attentions["encoder"]``, each
+        layer's weights ``(B, H, 1 + T, 1 + T)`` over time."""
         x, weights = self.embed(mel), []
         for block in self.blocks:
-            x, w = block(x, return_weights=return_weights)
-            weights.append(w)
-        return self.head(self.norm(x[:, 0])), weights
-
-    def forward(self, mel: Tensor) -> Tensor:
-        logits, _ = self.forward_with_attentions(mel, return_weights=False)
-        return logits
+            res = block(x, return_weights=return_weights)
+            x = res.output
+            weights.append(res.weights)
+        logits = self.head(self.norm(x[:, 0]))
+        return ModelOutput(
+            logits, attentions={"encoder": tuple(weights)} if return_weights else None
+        )
 
     @torch.no_grad()
     def trace(self, mel: Tensor, model_name: str = "audio-digits") -> AttentionTrace:
@@ -173,9 +139,10 @@ class AudioTransformer(nn.Module):
             )
         was = self.training
         self.eval()
-        logits, weights = self.forward_with_attentions(mel)
+        out = self(mel, return_weights=True)
         self.train(was)
-        att = torch.stack([w[0] for w in weights])  # (layers, H, 1+T, 1+T)
+        logits = out.logits
+        att = torch.stack([w[0] for w in out.attentions["encoder"]])  # (layers, H, 1+T, 1+T)
         names = token_times(att.shape[-1] - 1)
         probs = logits.softmax(-1)[0]
         meta = {"prediction": int(probs.argmax()), "probabilities": probs.tolist()}

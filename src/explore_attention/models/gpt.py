@@ -25,15 +25,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attention import KVCache, MultiHeadAttention, attend, masks
-from ..attention.core import MaskMod
+from ..attention import KVCache, MultiHeadAttention, masks
+from ..attention.core import AttentionOutput
+from ..attention.positional import apply_rope
+from ..checks import check_int, check_probability
+from .config import resolve_config
+from .output import ModelOutput
 
-__all__ = ["GPT", "GPTConfig", "GPTOutput"]
+__all__ = ["GPT", "GPTConfig"]
 
 POSITIONS = ("learned", "rope")
 
@@ -43,9 +48,9 @@ class GPTConfig:
     """Hyper-parameters of :class:`GPT` (the defaults are nanoGPT's CPU char-level recipe)."""
 
     vocab_size: int = 128  # number of token ids
-    block_size: int = 64  # longest context the model sees (size of the learned position table)
-    n_layer: int = 4  # Transformer blocks
-    n_head: int = 4  # attention heads per block
+    max_len: int = 64  # longest context the model sees (size of the learned position table)
+    num_layers: int = 4  # Transformer blocks
+    num_heads: int = 4  # attention heads per block
     d_model: int = 128  # residual stream width (n_embd in GPT-2)
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * d_model; 0 = attention-only blocks
     dropout: float = 0.0  # dropout on embeddings, attention weights and residual branches
@@ -56,94 +61,56 @@ class GPTConfig:
     layer_norm_eps: float = 1e-5  # LayerNorm epsilon (GPT-2's value)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
-        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, int):
-            raise ValueError(f"mlp_ratio must be an int >= 0, got {self.mlp_ratio!r}")
-        if self.mlp_ratio < 0:
-            raise ValueError(f"mlp_ratio must be an int >= 0, got {self.mlp_ratio!r}")
-        if self.d_model % self.n_head != 0:
+        for name in ("vocab_size", "max_len", "num_layers", "num_heads", "d_model"):
+            check_int(name, getattr(self, name))
+        check_int("mlp_ratio", self.mlp_ratio, minimum=0)
+        check_probability("dropout", self.dropout)
+        if self.d_model % self.num_heads != 0:
             raise ValueError(
-                f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})"
+                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
         if self.positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
-        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+        if self.positions == "rope" and (self.d_model // self.num_heads) % 2:
             raise ValueError(
-                f"RoPE needs an even head dim, got d_model/n_head = {self.d_model // self.n_head}"
+                "RoPE needs an even head dim, got d_model/num_heads = "
+                f"{self.d_model // self.num_heads}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class GPTOutput:
-    """What :meth:`GPT.forward` returns."""
-
-    logits: Tensor  # (B, L, V)
-    loss: Tensor | None  # mean next-token cross-entropy when targets were given
-    attentions: tuple[Tensor, ...] | None  # per layer (B, H, L, Lk) when asked for
-
-
 class CausalSelfAttention(MultiHeadAttention):
-    """Multi-head self-attention under the causal mask, with optional RoPE on q and k."""
+    """Multi-head self-attention (the block passes ``masks.causal``), with optional RoPE.
 
-    def __init__(self, cfg: GPTConfig) -> None:
-        super().__init__(cfg.d_model, cfg.n_head, bias=cfg.bias, dropout=cfg.dropout)
-        self.rope_base = cfg.rope_base if cfg.positions == "rope" else None
+    Only the positions differ from :class:`MultiHeadAttention`: with ``positions="rope"``
+    :meth:`position_qk` rotates the new queries and keys by their absolute positions before they
+    enter the KV cache.
+    """
 
-    def forward(  # type: ignore[override]
-        self,
-        x: Tensor,
-        *,
-        mask_mod: MaskMod = masks.causal,
-        cache: KVCache | None = None,
-        return_weights: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
-        """``x (B, L, d_model)`` → ``(output (B, L, d_model), weights (B, H, L, Lk) or None)``.
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config.d_model, config.num_heads, bias=config.bias, dropout=config.dropout)
+        self.rope_base = config.rope_base if config.positions == "rope" else None
 
-        ``mask_mod`` is passed explicitly by :class:`Block` so hooks (``inspect.capture``) can
-        see that the attention is causal.
-        """
-        B, L, _ = x.shape
-        q = self._split(self.q_proj(x), self.num_heads)  # (B, H, L, Dh)
-        k = self._split(self.k_proj(x), self.num_kv_heads)  # (B, H, L, Dh)
-        v = self._split(self.v_proj(x), self.num_kv_heads)  # (B, H, L, Dh)
-        if self.rope_base is not None:
-            from ..attention.positional import apply_rope
-
-            start = 0 if cache is None else cache.length
-            pos = torch.arange(start, start + L, device=x.device)
-            q = apply_rope(q, pos, base=self.rope_base)  # (B, H, L, Dh)
-            k = apply_rope(k, pos, base=self.rope_base)  # (B, H, L, Dh)
-        if cache is not None:
-            k, v = cache.append(k, v)  # (B, H, cached + L, Dh)
-        res = attend(
-            q,
-            k,
-            v,
-            mask_mod=mask_mod,
-            dropout_p=self.dropout if self.training else 0.0,
-            return_weights=return_weights,
-        )
-        out = res.output.transpose(1, 2).reshape(B, L, self.d_model)  # (B, L, d_model)
-        return self.out_proj(out), res.weights
+    def position_qk(self, q: Tensor, k: Tensor, start: int) -> tuple[Tensor, Tensor]:
+        """RoPE (Su et al. 2021, arXiv:2104.09864) on ``q, k (B, H, L, Dh)`` at ``start..``."""
+        if self.rope_base is None:
+            return q, k
+        pos = torch.arange(start, start + q.shape[2], device=q.device)  # (L,)
+        return apply_rope(q, pos, base=self.rope_base), apply_rope(k, pos, base=self.rope_base)
 
 
 class MLP(nn.Module):
     r"""Position-wise feed-forward net, :math:`\mathrm{GELU}(x W_1 + b_1) W_2 + b_2`."""
 
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        hidden = cfg.mlp_ratio * cfg.d_model
-        self.fc = nn.Linear(cfg.d_model, hidden, bias=cfg.bias)
-        self.proj = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
-        self.drop = nn.Dropout(cfg.dropout)
+        c = config
+        hidden = c.mlp_ratio * c.d_model
+        self.fc = nn.Linear(c.d_model, hidden, bias=c.bias)
+        self.proj = nn.Linear(hidden, c.d_model, bias=c.bias)
+        self.drop = nn.Dropout(c.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         # GPT-2's tanh approximation of GELU (Hendrycks & Gimpel 2016, arXiv:1606.08415)
@@ -153,56 +120,53 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """One pre-LN Transformer block (attention, then MLP unless ``mlp_ratio == 0``)."""
 
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.has_mlp = cfg.mlp_ratio > 0
+        c = config
+        self.ln_1 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
+        self.attn = CausalSelfAttention(c)
+        self.drop = nn.Dropout(c.dropout)
+        self.has_mlp = c.mlp_ratio > 0
         if self.has_mlp:
-            self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
-            self.mlp = MLP(cfg)
+            self.ln_2 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
+            self.mlp = MLP(c)
 
     def forward(
         self, h: Tensor, *, cache: KVCache | None = None, return_weights: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
-        a, w = self.attn(
+    ) -> AttentionOutput:
+        """``h (B, L, d)`` → ``AttentionOutput(h (B, L, d), weights (B, H, L, Lk) or None)``."""
+        a = self.attn(
             self.ln_1(h), mask_mod=masks.causal, cache=cache, return_weights=return_weights
         )
         # h ← h + Attn(LN₁(h))
-        h = h + self.drop(a)
+        h = h + self.drop(a.output)
         if self.has_mlp:
             # h ← h + MLP(LN₂(h))
             h = h + self.mlp(self.ln_2(h))
-        return h, w
+        return AttentionOutput(h, a.weights)
 
 
 class GPT(nn.Module):
     """Decoder-only Transformer language model; see the module docstring for the equations."""
 
-    def __init__(self, cfg: GPTConfig | dict) -> None:
-        """``cfg``: a :class:`GPTConfig`, or its ``to_dict()`` (as checkpoints store it)."""
+    def __init__(self, config: GPTConfig | dict | None = None, **fields: Any) -> None:
+        """``config``: a :class:`GPTConfig`, its ``to_dict()`` (as checkpoints store it), or
+        its fields as keywords (``GPT(num_layers=2)``)."""
         super().__init__()
-        if isinstance(cfg, dict):
-            cfg = GPTConfig(**cfg)
-        if not isinstance(cfg, GPTConfig):
-            raise TypeError(
-                f"cfg must be a GPTConfig or a dict of its fields, got {type(cfg).__name__}"
-            )
-        self.cfg = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.d_model) if cfg.positions == "learned" else None
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        if cfg.tie_weights:
+        self.config = c = resolve_config(GPTConfig, config, fields)
+        self.wte = nn.Embedding(c.vocab_size, c.d_model)
+        self.wpe = nn.Embedding(c.max_len, c.d_model) if c.positions == "learned" else None
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.num_layers))
+        self.ln_f = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.tie_weights:
             self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
-        # GPT-2: residual projections scaled by 1/sqrt(2 · n_layer) at init.
+        # GPT-2: residual projections scaled by 1/sqrt(2 · num_layers) at init.
         for name, p in self.named_parameters():
             if name.endswith(("out_proj.weight", "mlp.proj.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.num_layers))
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -218,8 +182,8 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def new_cache(self, batch_size: int, capacity: int | None = None) -> list[KVCache]:
-        """One empty KV cache per layer, ``capacity`` positions (default ``block_size``)."""
-        cap = self.cfg.block_size if capacity is None else capacity
+        """One empty KV cache per layer, ``capacity`` positions (default ``max_len``)."""
+        cap = self.config.max_len if capacity is None else capacity
         return [b.attn.new_cache(batch_size, cap) for b in self.blocks]
 
     def _check_idx(self, idx: Tensor, start: int) -> None:
@@ -232,10 +196,10 @@ class GPT(nn.Module):
             )
         if idx.shape[1] < 1:
             raise ValueError("idx must hold at least one token per row")
-        if self.wpe is not None and start + idx.shape[1] > self.cfg.block_size:
+        if self.wpe is not None and start + idx.shape[1] > self.config.max_len:
             raise ValueError(
-                f"sequence of {start + idx.shape[1]} positions exceeds block_size "
-                f"{self.cfg.block_size} (learned positions)"
+                f"sequence of {start + idx.shape[1]} positions exceeds max_len "
+                f"{self.config.max_len} (learned positions)"
             )
 
     def forward(
@@ -245,12 +209,13 @@ class GPT(nn.Module):
         *,
         cache: list[KVCache] | None = None,
         return_weights: bool = False,
-    ) -> GPTOutput:
-        """Next-token logits for ``idx (B, L)``; cross-entropy against ``targets (B, L)`` if given.
+    ) -> ModelOutput:
+        """Next-token logits ``(B, L, V)`` for ``idx (B, L)``; mean cross-entropy against
+        ``targets (B, L)`` as ``loss`` if given.
 
         With ``cache`` (from :meth:`new_cache`), ``idx`` continues the cached tokens.
-        ``return_weights=True`` also returns each layer's attention ``(B, H, L, Lk)`` (slower:
-        the eager path instead of the fused kernel).
+        ``return_weights=True`` fills ``attentions["decoder"]``: each layer's causal attention
+        ``(B, H, L, Lk)`` (slower: the eager path instead of the fused kernel).
         """
         start = 0 if cache is None else cache[0].length
         self._check_idx(idx, start)
@@ -264,10 +229,9 @@ class GPT(nn.Module):
         h = self.drop(h)
         weights = []
         for i, block in enumerate(self.blocks):
-            h, w = block(
-                h, cache=None if cache is None else cache[i], return_weights=return_weights
-            )
-            weights.append(w)
+            res = block(h, cache=None if cache is None else cache[i], return_weights=return_weights)
+            h = res.output
+            weights.append(res.weights)
         logits = self.lm_head(self.ln_f(h))  # (B, L, V)
         loss = None
         if targets is not None:
@@ -276,7 +240,7 @@ class GPT(nn.Module):
                     f"targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}"
                 )
             loss = F.cross_entropy(logits.reshape(B * L, -1), targets.reshape(B * L))
-        return GPTOutput(logits, loss, tuple(weights) if return_weights else None)
+        return ModelOutput(logits, loss, {"decoder": tuple(weights)} if return_weights else None)
 
     @torch.no_grad()
     def generate(
@@ -294,7 +258,7 @@ class GPT(nn.Module):
         Each step samples from :math:`\mathrm{softmax}(z / T)` restricted to the ``top_k``
         largest logits; ``temperature=0`` is greedy (argmax). With ``use_cache`` the prefix is
         run once and each new token attends to the cached keys; when the context reaches
-        ``block_size`` it is cropped to the last ``block_size`` tokens and the cache rebuilt.
+        ``max_len`` it is cropped to the last ``max_len`` tokens and the cache rebuilt.
         """
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
             raise TypeError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
@@ -304,20 +268,20 @@ class GPT(nn.Module):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-        self._check_idx(idx[:, -self.cfg.block_size :], 0)
+        self._check_idx(idx[:, -self.config.max_len :], 0)
         was_training = self.training
         self.eval()
         out = idx
         cache: list[KVCache] | None = None
-        step_in = out[:, -self.cfg.block_size :]
+        step_in = out[:, -self.config.max_len :]
         for _ in range(max_new_tokens):
             if use_cache:
-                if cache is None or cache[0].length + step_in.shape[1] > self.cfg.block_size:
+                if cache is None or cache[0].length + step_in.shape[1] > self.config.max_len:
                     cache = self.new_cache(out.shape[0])
-                    step_in = out[:, -self.cfg.block_size :]
+                    step_in = out[:, -self.config.max_len :]
                 logits = self(step_in, cache=cache).logits[:, -1]  # (B, V)
             else:
-                logits = self(out[:, -self.cfg.block_size :]).logits[:, -1]  # (B, V)
+                logits = self(out[:, -self.config.max_len :]).logits[:, -1]  # (B, V)
             nxt = _sample(logits, temperature, top_k, generator)  # (B, 1)
             out = torch.cat([out, nxt], dim=1)
             step_in = nxt

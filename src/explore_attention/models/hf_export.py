@@ -68,10 +68,10 @@ def to_gpt2_config(
     _check_exportable(cfg)
     return GPT2Config(
         vocab_size=cfg.vocab_size,
-        n_positions=cfg.block_size,
+        n_positions=cfg.max_len,
         n_embd=cfg.d_model,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
+        n_layer=cfg.num_layers,
+        n_head=cfg.num_heads,
         n_inner=cfg.mlp_ratio * cfg.d_model,
         activation_function="gelu_new",
         resid_pdrop=cfg.dropout,
@@ -86,7 +86,7 @@ def to_gpt2_config(
 
 def to_gpt2_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     """Our parameters under GPT-2's names and layouts (see the module docstring)."""
-    _check_exportable(model.cfg)
+    _check_exportable(model.config)
     sd: dict[str, torch.Tensor] = {
         "transformer.wte.weight": model.wte.weight,
         "transformer.wpe.weight": model.wpe.weight,
@@ -122,7 +122,7 @@ def from_gpt2_state_dict(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> GPT:
         "ln_f.bias": sd["transformer.ln_f.bias"],
         "lm_head.weight": sd.get("lm_head.weight", sd["transformer.wte.weight"]),
     }
-    for i in range(cfg.n_layer):
+    for i in range(cfg.num_layers):
         p, q = f"transformer.h.{i}.", f"blocks.{i}."
         for ln in ("ln_1", "ln_2"):
             ours[q + ln + ".weight"] = sd[p + ln + ".weight"]
@@ -148,12 +148,12 @@ def to_gpt2(model: GPT, **config_kwargs: Any) -> GPT2LMHeadModel:
 
     if not isinstance(model, GPT):
         raise TypeError(f"model must be an explore_attention GPT, got {type(model).__name__}")
-    hf = GPT2LMHeadModel(to_gpt2_config(model.cfg, **config_kwargs))
+    hf = GPT2LMHeadModel(to_gpt2_config(model.config, **config_kwargs))
     missing, unexpected = hf.load_state_dict(to_gpt2_state_dict(model), strict=False)
     # GPT-2 registers no persistent buffers in transformers 5; anything left over is a bug.
     if unexpected or [m for m in missing if not m.endswith("attn.bias")]:
         raise RuntimeError(f"GPT-2 layout mismatch: missing {missing}, unexpected {unexpected}")
-    if model.cfg.tie_weights:
+    if model.config.tie_weights:
         hf.tie_weights()
     return hf.eval()
 
@@ -209,7 +209,7 @@ def export_gpt2(
         hf.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        meta = {"gpt_config": model.cfg.to_dict(), **(extra or {})}
+        meta = {"config": model.config.to_dict(), **(extra or {})}
         (tmp / OUR_CONFIG).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         for name, text in (files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -230,6 +230,6 @@ def load_gpt(path: str | Path) -> GPT:
     cfg_file = path / OUR_CONFIG
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{cfg_file} not found: {path} is not an exported GPT folder")
-    cfg = GPTConfig(**json.loads(cfg_file.read_text(encoding="utf-8"))["gpt_config"])
+    cfg = GPTConfig(**json.loads(cfg_file.read_text(encoding="utf-8"))["config"])
     model = from_gpt2_state_dict(load_file(path / "model.safetensors"), cfg)
     return model.eval()

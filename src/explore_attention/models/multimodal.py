@@ -21,12 +21,16 @@ is read from the mean of the final word states.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..attention.multihead import MultiHeadAttention
-from .vit import EncoderBlock, patch_token_names, patchify
+from .blocks import PreLNBlock
+from .config import resolve_config
+from .output import ModelOutput
+from .vit import patch_token_names, patchify
 
 __all__ = ["CrossAttentionBlock", "MultimodalConfig", "SceneQA", "sincos_2d"]
 
@@ -119,44 +123,38 @@ class CrossAttentionBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, t: Tensor, image: Tensor, padding: Tensor, return_weights: bool = True
+        self, t: Tensor, image: Tensor, key_padding_mask: Tensor, return_weights: bool = False
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """``t (B, L, d)``, ``image (B, N, d)``, ``padding (B, L)`` True = pad.
+        """``t (B, L, d)``, ``image (B, N, d)``, ``key_padding_mask (B, L)`` True = pad.
 
         Returns ``(t, self weights (B, H, L, L), cross weights (B, H, L, N))`` (weights None
         when ``return_weights=False``).
         """
-        a, w_self = self.self_attn(
-            self.norm1(t), key_padding_mask=padding, return_weights=return_weights
+        a = self.self_attn(
+            self.norm1(t), key_padding_mask=key_padding_mask, return_weights=return_weights
         )
-        t = t + self.drop(a)
-        a, w_cross = self.cross_attn(self.norm2(t), image, return_weights=return_weights)
-        t = t + self.drop(a)
+        t = t + self.drop(a.output)
+        c = self.cross_attn(self.norm2(t), image, return_weights=return_weights)
+        t = t + self.drop(c.output)
         t = t + self.drop(self.mlp(self.norm3(t)))
-        return t, w_self, w_cross
+        return t, a.weights, c.weights
 
 
 class SceneQA(nn.Module):
-    """Answer a question about an image; ``forward(images, ids) -> logits (B, num_answers)``.
+    """Answer a question about an image: ``forward(images, ids) -> ModelOutput``, logits
+    ``(B, num_answers)``.
 
-    Build from a :class:`MultimodalConfig` or from its fields as keywords (as
-    :func:`explore_attention.train.load_checkpoint` does).
+    Build from a :class:`MultimodalConfig`, its ``asdict`` (as
+    :func:`explore_attention.train.load_checkpoint` does) or its fields as keywords.
     """
 
-    def __init__(self, config: MultimodalConfig | None = None, **fields: int | float) -> None:
+    def __init__(self, config: MultimodalConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is None:
-            config = MultimodalConfig(**fields)
-        elif not isinstance(config, MultimodalConfig) or fields:
-            raise TypeError(
-                f"pass a MultimodalConfig or its fields as keywords, got "
-                f"{type(config).__name__} and {sorted(fields)}"
-            )
-        self.config = c = config
+        self.config = c = resolve_config(MultimodalConfig, config, fields)
         self.patch_embed = nn.Linear(c.patch_size**2 * c.in_channels, c.d_model)
         self.patch_pos = nn.Parameter(sincos_2d(c.grid, c.d_model)[None])  # (1, N, d)
         self.image_blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
+            PreLNBlock(c.d_model, c.num_heads, c.mlp_ratio * c.d_model, c.dropout)
             for _ in range(c.image_layers)
         )
         self.image_norm = nn.LayerNorm(c.d_model)
@@ -195,18 +193,21 @@ class SceneQA(nn.Module):
         if ids.min() < 0 or ids.max() >= c.vocab_size:
             raise ValueError(f"ids must be in [0, {c.vocab_size}), got {ids.min()}..{ids.max()}")
 
-    def forward_with_attentions(
-        self, images: Tensor, ids: Tensor, *, return_weights: bool = True
-    ) -> tuple[Tensor, dict[str, list[Tensor | None]]]:
-        """Logits and every layer's weights: ``{"image": [(B,H,N,N)], "text": [(B,H,L,L)],
-        "cross": [(B,H,L,N)]}`` (lists of None when ``return_weights=False``)."""
+    def forward(self, images: Tensor, ids: Tensor, *, return_weights: bool = False) -> ModelOutput:
+        """Logits ``(B, num_answers)``; with ``return_weights`` also every layer's weights in
+        ``attentions``: ``"encoder"`` patches ↔ patches ``(B, H, N, N)``, ``"text"`` words ↔
+        words ``(B, H, L, L)``, ``"cross"`` words → patches ``(B, H, L, N)``.
+
+        Without weights the fused attention kernel runs.
+        """
         self._check(images, ids)
         z = self.patch_embed(patchify(images, self.config.patch_size))  # (B, N, d)
         z = z + self.patch_pos
         image_w = []
         for block in self.image_blocks:
-            z, w = block(z, return_weights=return_weights)
-            image_w.append(w)
+            res = block(z, return_weights=return_weights)
+            z = res.output
+            image_w.append(res.weights)
         z = self.image_norm(z)  # (B, N, d)
         padding = ids == 0  # (B, L) True = pad
         t = self.word_embed(ids) + self.word_pos[:, : ids.shape[1]]  # (B, L, d)
@@ -217,8 +218,11 @@ class SceneQA(nn.Module):
             cross_w.append(wc)
         keep = (~padding).unsqueeze(-1).to(t.dtype)  # (B, L, 1)
         pooled = (self.norm(t) * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, d)
-        return self.head(pooled), {"image": image_w, "text": text_w, "cross": cross_w}
-
-    def forward(self, images: Tensor, ids: Tensor) -> Tensor:
-        """Logits ``(B, num_answers)``; no weights kept, so the fused kernel can run."""
-        return self.forward_with_attentions(images, ids, return_weights=False)[0]
+        attentions = None
+        if return_weights:
+            attentions = {
+                "encoder": tuple(image_w),
+                "text": tuple(text_w),
+                "cross": tuple(cross_w),
+            }
+        return ModelOutput(self.head(pooled), attentions=attentions)

@@ -27,52 +27,56 @@ The decoding interface shared with :class:`~explore_attention.models.transformer
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..attention.rnn import BahdanauAttention, LuongAttention
+from ..checks import check_int
+from .config import resolve_config
+from .output import ModelOutput
 
-__all__ = ["ATTENTIONS", "Seq2Seq"]
+__all__ = ["ATTENTIONS", "Seq2Seq", "Seq2SeqConfig"]
 
 PAD = 0
 ATTENTIONS = ("none", "bahdanau", "luong-dot", "luong-general", "luong-concat")
 
 
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    """Hyper-parameters of :class:`Seq2Seq`."""
+
+    src_vocab: int  # source token ids 0..src_vocab-1 (0 = PAD)
+    tgt_vocab: int  # target token ids (0 = PAD, 1 = BOS, 2 = EOS)
+    emb_dim: int = 64  # embedding size of both sides
+    hidden: int = 128  # width of each encoder direction, of the keys and of the decoder state
+    attention: str = "bahdanau"  # one of ATTENTIONS
+    cell: str = "gru"  # "gru" or "lstm"
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
+        for name in ("src_vocab", "tgt_vocab", "emb_dim", "hidden"):
+            check_int(name, getattr(self, name))
+
+
 class Seq2Seq(nn.Module):
     """A bidirectional-RNN encoder and an RNN decoder with optional attention.
 
-    Args:
-        src_vocab: source token ids ``0..src_vocab-1`` (0 = PAD).
-        tgt_vocab: target token ids (0 = PAD, 1 = BOS, 2 = EOS).
-        emb_dim: embedding size of both sides.
-        hidden: width of each encoder direction, of the keys and of the decoder state.
-        attention: one of :data:`ATTENTIONS`.
-        cell: ``"gru"`` or ``"lstm"``.
+    Build from a :class:`Seq2SeqConfig`, its ``asdict`` (as ``config.json`` stores it) or its
+    fields as keywords (``Seq2Seq(src_vocab=12, tgt_vocab=11, attention="luong-dot")``).
     """
 
-    def __init__(
-        self,
-        src_vocab: int,
-        tgt_vocab: int,
-        emb_dim: int = 64,
-        hidden: int = 128,
-        attention: str = "bahdanau",
-        cell: str = "gru",
-    ) -> None:
+    def __init__(self, config: Seq2SeqConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-        if cell not in ("gru", "lstm"):
-            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
-        for n, v in (
-            ("src_vocab", src_vocab),
-            ("tgt_vocab", tgt_vocab),
-            ("emb_dim", emb_dim),
-            ("hidden", hidden),
-        ):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{n} must be a positive int, got {v!r}")
+        self.config = c = resolve_config(Seq2SeqConfig, config, fields)
+        src_vocab, tgt_vocab, emb_dim, hidden = c.src_vocab, c.tgt_vocab, c.emb_dim, c.hidden
+        attention, cell = c.attention, c.cell
         self.attention_kind, self.cell_kind, self.hidden = attention, cell, hidden
         rnn = nn.GRU if cell == "gru" else nn.LSTM
         self.src_emb = nn.Embedding(src_vocab, emb_dim, padding_idx=PAD)
@@ -100,8 +104,8 @@ class Seq2Seq(nn.Module):
                 f"src must be a (B, S) long tensor, got "
                 f"{getattr(src, 'shape', type(src))} {getattr(src, 'dtype', '')}"
             )
-        mask = src != PAD  # (B, S), True = a real token
-        lengths = mask.sum(1).clamp(min=1).cpu()
+        pad = src == PAD  # (B, S), True = padding (PyTorch's convention)
+        lengths = (~pad).sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(
             self.src_emb(src), lengths, batch_first=True, enforce_sorted=False
         )
@@ -109,7 +113,7 @@ class Seq2Seq(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, 2H)
         h_n = last[0] if self.cell_kind == "lstm" else last  # (2, B, H): forward, backward
         s0 = torch.tanh(self.init_proj(torch.cat([h_n[0], h_n[1]], dim=-1)))  # (B, H)
-        state = {"mask": mask, "h": s0}
+        state = {"key_padding_mask": pad, "h": s0}
         if self.key_proj is not None:
             state["keys"] = self.key_proj(out)  # (B, S, H)
         if self.cell_kind == "lstm":
@@ -142,23 +146,23 @@ class Seq2Seq(nn.Module):
             return self.out(torch.cat([state["h"], state["summary"]], -1)), state, None
         if kind == "bahdanau":
             # c_i = Σ_j α_ij h_j, scored on the previous state s_{i-1}
-            c, w = self.attn(state["h"], state["keys"], state["mask"], projected_keys=state["proj"])
-            state = self._cell(torch.cat([e, c], -1), state)
-            return self.out(torch.cat([state["h"], c], -1)), state, w
+            a = self.attn(
+                state["h"], state["keys"], state["key_padding_mask"], projected_keys=state["proj"]
+            )
+            state = self._cell(torch.cat([e, a.output], -1), state)
+            return self.out(torch.cat([state["h"], a.output], -1)), state, a.weights
         # Luong: s_i first (input feeding h̃_{i-1}), then attend with s_i
         state = self._cell(torch.cat([e, state["feed"]], -1), state)
-        c, w = self.attn(state["h"], state["keys"], state["mask"])
-        h_tilde = torch.tanh(self.combine(torch.cat([c, state["h"]], -1)))  # Eq. 5
+        a = self.attn(state["h"], state["keys"], state["key_padding_mask"])
+        h_tilde = torch.tanh(self.combine(torch.cat([a.output, state["h"]], -1)))  # Eq. 5
         state["feed"] = h_tilde
-        return self.out(h_tilde), state, w
+        return self.out(h_tilde), state, a.weights
 
-    def forward(
-        self, src: Tensor, tgt_in: Tensor, *, return_weights: bool = False
-    ) -> Tensor | tuple[Tensor, Tensor | None]:
+    def forward(self, src: Tensor, tgt_in: Tensor, *, return_weights: bool = False) -> ModelOutput:
         """Teacher-forced logits ``(B, T, V)`` for ``tgt_in (B, T)`` (BOS-started targets).
 
-        ``return_weights=True`` also returns the attention weights ``(B, T, S)`` (None without
-        attention).
+        ``return_weights=True`` also fills ``attentions["cross"]``: one layer, one head,
+        ``(B, 1, T, S)`` (``attentions`` is empty for ``attention="none"``, which has none).
         """
         if not isinstance(tgt_in, Tensor) or tgt_in.dim() != 2 or tgt_in.shape[0] != src.shape[0]:
             raise ValueError(
@@ -173,5 +177,7 @@ class Seq2Seq(nn.Module):
             weights.append(w)
         out = torch.stack(logits, 1)  # (B, T, V)
         if not return_weights:
-            return out
-        return out, (None if weights[0] is None else torch.stack(weights, 1))  # (B, T, S)
+            return ModelOutput(out)
+        if weights[0] is None:
+            return ModelOutput(out, attentions={})
+        return ModelOutput(out, attentions={"cross": (torch.stack(weights, 1)[:, None],)})

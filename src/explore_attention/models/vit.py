@@ -12,20 +12,24 @@ Dosovitskiy et al. 2020, "An Image is Worth 16x16 Words" (arXiv:2010.11929), Eqs
 An image ``(B, C, H, W)`` is cut into ``N = (H/P)(W/P)`` non-overlapping ``P×P`` patches; each
 flattened patch ``x_p^i`` (length ``P²C``) is projected by ``E`` to ``d_model``. A learned class
 token is prepended and learned positions are added, then a stack of pre-LN encoder blocks runs and
-the class token's final state is classified.
+the class token's final state is classified. The blocks are
+:class:`~explore_attention.models.blocks.PreLNBlock`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..attention.multihead import MultiHeadAttention
+from ..checks import check_int, check_probability
+from .blocks import PreLNBlock
+from .config import resolve_config
+from .output import ModelOutput
 
 __all__ = [
-    "EncoderBlock",
     "ViTConfig",
     "VisionTransformer",
     "patch_token_names",
@@ -58,9 +62,8 @@ class ViTConfig:
             "num_layers",
             "mlp_ratio",
         ):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+            check_int(name, getattr(self, name))
+        check_probability("dropout", self.dropout)
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size ({self.image_size}) must be divisible by patch_size "
@@ -70,8 +73,6 @@ class ViTConfig:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def grid(self) -> int:
@@ -98,58 +99,24 @@ def patch_token_names(grid: int, cls: bool = True) -> list[str]:
     return (["[CLS]"] if cls else []) + names
 
 
-class EncoderBlock(nn.Module):
-    """Pre-LN transformer block: ``x + MSA(LN(x))`` then ``x + MLP(LN(x))`` (ViT Eqs. 2–3)."""
-
-    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, num_heads)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, mlp_ratio * d_model),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(mlp_ratio * d_model, d_model),
-        )
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, return_weights: bool = True) -> tuple[Tensor, Tensor | None]:
-        """``x (B, L, d)`` → ``(x (B, L, d), weights (B, H, L, L) or None)``.
-
-        ``return_weights=False`` lets training use the fused SDPA kernel.
-        """
-        a, w = self.attn(self.norm1(x), return_weights=return_weights)
-        x = x + self.drop(a)
-        x = x + self.drop(self.mlp(self.norm2(x)))
-        return x, w
-
-
 class VisionTransformer(nn.Module):
-    """ViT classifier; ``forward(images) -> logits``, ``forward_with_attentions`` adds weights.
+    """ViT classifier: ``forward(images, return_weights=False) -> ModelOutput``.
 
-    Build it from a :class:`ViTConfig` or from that config's fields as keywords
-    (``VisionTransformer(d_model=32)``), which is how
-    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``.
+    Build it from a :class:`ViTConfig`, its ``asdict`` (how
+    :func:`explore_attention.train.load_checkpoint` rebuilds it from ``config.json``) or its
+    fields as keywords (``VisionTransformer(d_model=32)``).
     """
 
-    def __init__(self, config: ViTConfig | None = None, **fields: int | float) -> None:
+    def __init__(self, config: ViTConfig | dict | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is None:
-            config = ViTConfig(**fields)
-        elif not isinstance(config, ViTConfig) or fields:
-            raise TypeError(
-                f"pass a ViTConfig or its fields as keywords, got {type(config).__name__} "
-                f"and {sorted(fields)}"
-            )
-        self.config = c = config
+        self.config = c = resolve_config(ViTConfig, config, fields)
         patch_dim = c.patch_size**2 * c.in_channels
         self.patch_embed = nn.Linear(patch_dim, c.d_model)  # E in Eq. (1)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.d_model))  # x_class
         self.pos_embed = nn.Parameter(torch.randn(1, c.num_patches + 1, c.d_model) * 0.02)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
+            PreLNBlock(c.d_model, c.num_heads, c.mlp_ratio * c.d_model, c.dropout)
             for _ in range(c.num_layers)
         )
         self.norm = nn.LayerNorm(c.d_model)
@@ -178,21 +145,21 @@ class VisionTransformer(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, d)
         return self.drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, 1 + N, d)
 
-    def forward_with_attentions(
-        self, images: Tensor, *, return_weights: bool = True
-    ) -> tuple[Tensor, list[Tensor | None]]:
-        """Logits ``(B, classes)`` and each layer's weights ``(B, H, 1 + N, 1 + N)``.
+    def forward(self, images: Tensor, *, return_weights: bool = False) -> ModelOutput:
+        """Logits ``(B, classes)``; with ``return_weights`` also ``attentions["encoder"]``, each
+        layer's weights ``(B, H, 1 + N, 1 + N)``.
 
-        The weights are part of the autograd graph, so gradient-based explanations can use
-        their gradients (``w.retain_grad()`` before ``backward``).
+        Without weights the fused attention kernel runs. The weights are part of the autograd
+        graph, so gradient-based explanations can use their gradients (``w.retain_grad()``
+        before ``backward``).
         """
         x = self.embed(images)
         weights = []
         for block in self.blocks:
-            x, w = block(x, return_weights=return_weights)
-            weights.append(w)
-        return self.head(self.norm(x[:, 0])), weights  # Eq. (4) on the class token
-
-    def forward(self, images: Tensor) -> Tensor:
-        """Logits ``(B, classes)``; no weights kept, so the fused attention kernel can run."""
-        return self.forward_with_attentions(images, return_weights=False)[0]
+            res = block(x, return_weights=return_weights)
+            x = res.output
+            weights.append(res.weights)
+        logits = self.head(self.norm(x[:, 0]))  # Eq. (4) on the class token
+        return ModelOutput(
+            logits, attentions={"encoder": tuple(weights)} if return_weights else None
+        )

@@ -21,19 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..inspect.hf import eager_attention
+from ..inspect.loading import hub_offline
 from ..inspect.trace import AttentionTrace
 from .vit import VisionTransformer, patch_token_names
 
 __all__ = ["DEFAULT_HUB_VIT", "load_hub_vit", "vit_trace"]
 
 DEFAULT_HUB_VIT = "google/vit-base-patch16-224"
-
-
-def _offline() -> bool:
-    return any(
-        os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
 
 
 def _processor_class() -> Any:
@@ -61,7 +56,7 @@ def load_hub_vit(name_or_path: str | os.PathLike = DEFAULT_HUB_VIT) -> tuple[nn.
 
     source = str(name_or_path)
     local = Path(source).expanduser()
-    local_only = local.is_dir() or _offline()
+    local_only = local.is_dir() or hub_offline()
     try:
         model = ViTForImageClassification.from_pretrained(
             str(local) if local.is_dir() else source,
@@ -72,7 +67,7 @@ def load_hub_vit(name_or_path: str | os.PathLike = DEFAULT_HUB_VIT) -> tuple[nn.
             str(local) if local.is_dir() else source, local_files_only=local_only
         )
     except OSError as err:
-        how = "the hub is switched off (HF_HUB_OFFLINE=1)" if _offline() else "no network?"
+        how = "the hub is switched off (HF_HUB_OFFLINE=1)" if hub_offline() else "no network?"
         raise ValueError(
             f"cannot load ViT {source!r}: not a local folder, not cached, and {how}. Offline, "
             "pass a folder written with save_pretrained, or use the project's own ViT "
@@ -116,20 +111,12 @@ def vit_trace(
         raise TypeError(
             f"model must be a Hugging Face ViT or a VisionTransformer, got {type(model).__name__}"
         )
-    previous = getattr(cfg, "_attn_implementation", None)
-    switched = previous not in (None, "eager")
-    if switched:
-        model.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            out = model(
-                pixel_values=pixels.to(next(model.parameters()).device),
-                output_attentions=True,
-                return_dict=True,
-            )
-    finally:
-        if switched:
-            model.set_attn_implementation(previous)
+    with eager_attention(model), torch.no_grad():
+        out = model(
+            pixel_values=pixels.to(next(model.parameters()).device),
+            output_attentions=True,
+            return_dict=True,
+        )
     stacked = torch.stack([a[0] for a in out.attentions])  # (layers, heads, 1 + N, 1 + N)
     grid = cfg.image_size // cfg.patch_size
     tokens = patch_token_names(grid)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..data.speech import SpeechDigitsConfig, features, load_speech_digits
 from ..models.audio import AudioTransformer, AudioTransformerConfig
 from ..train import Task, TrainConfig
-from .common import accuracy, quick
+from .common import accuracy, model_config, quick
 
 __all__ = ["accuracy", "make_digits", "shift_frames"]
 
@@ -72,7 +72,7 @@ def make_digits(
 
     def loss(m: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
-        return F.cross_entropy(m(x), y)
+        return F.cross_entropy(m(x).logits, y)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return {"test_accuracy": accuracy(m, test_x, test.labels)}
@@ -89,4 +89,4 @@ def make_digits(
         "labels": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
         "test_voices": sorted({s.split("|")[0] for s in test.speakers}),
     }
-    return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
+    return Task(model, model_config(model), sample, loss, evaluate, defaults, meta)

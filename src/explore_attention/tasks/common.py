@@ -3,6 +3,7 @@ model construction by name, the loss and exact-match scoring."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
@@ -11,7 +12,15 @@ from torch import Tensor, nn
 
 from ..decoding import greedy
 
-__all__ = ["MODELS", "accuracy", "build_model", "exact_match_batches", "quick", "seq2seq_loss"]
+__all__ = [
+    "MODELS",
+    "accuracy",
+    "build_model",
+    "exact_match_batches",
+    "model_config",
+    "quick",
+    "seq2seq_loss",
+]
 
 PAD = 0
 # model name -> (module:class, fixed keyword arguments)
@@ -37,7 +46,7 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> f
     was = model.training
     model.eval()
     hits = sum(
-        (model(x[i : i + batch_size]).argmax(-1) == y[i : i + batch_size]).sum().item()
+        (model(x[i : i + batch_size]).logits.argmax(-1) == y[i : i + batch_size]).sum().item()
         for i in range(0, len(y), batch_size)
     )
     model.train(was)
@@ -52,14 +61,20 @@ def build_model(name: str, src_vocab: int, tgt_vocab: int, **sizes: int) -> tupl
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
     spec, fixed = MODELS[name]
     module, cls = spec.split(":")
-    config = {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, **fixed, **sizes}
-    return getattr(importlib.import_module(module), cls)(**config), config
+    fields = {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, **fixed, **sizes}
+    model = getattr(importlib.import_module(module), cls)(**fields)
+    return model, model_config(model)
+
+
+def model_config(model: nn.Module) -> dict:
+    """What ``config.json`` stores to rebuild ``model``: ``{"config": asdict(model.config)}``."""
+    return {"config": dataclasses.asdict(model.config)}
 
 
 def seq2seq_loss(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
     r"""Teacher-forced cross-entropy :math:`-\frac1N\sum_t \log p(y_t \mid y_{<t}, x)` (no PAD)."""
     src, tgt = batch
-    logits = model(src, tgt[:, :-1])  # (B, T-1, V)
+    logits = model(src, tgt[:, :-1]).logits  # (B, T-1, V)
     return F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD)
 
 

@@ -49,10 +49,10 @@ def _make(
     vocab_size: int,
     meta: dict,
     *,
-    n_layer: int,
-    n_head: int,
+    num_layers: int,
+    num_heads: int,
     d_model: int,
-    block_size: int,
+    max_len: int,
     dropout: float,
     positions: str,
     eval_batches: int,
@@ -60,19 +60,19 @@ def _make(
 ) -> Task:
     cfg = GPTConfig(
         vocab_size=vocab_size,
-        block_size=block_size,
-        n_layer=n_layer,
-        n_head=n_head,
+        max_len=max_len,
+        num_layers=num_layers,
+        num_heads=num_heads,
         d_model=d_model,
         dropout=dropout,
         positions=positions,
     )
     train, val = split_ids(ids, val_fraction=0.1)
     g = torch.Generator().manual_seed(1234)
-    windows = [random_batch(val, 32, block_size, g) for _ in range(eval_batches)]
+    windows = [random_batch(val, 32, max_len, g) for _ in range(eval_batches)]
 
     def sample(gen: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
-        return random_batch(train, n, block_size, gen)
+        return random_batch(train, n, max_len, gen)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return {"val_loss": val_loss(m, windows)}
@@ -86,14 +86,14 @@ def _make(
         },
         **meta,
     }
-    return Task(GPT(cfg), {"cfg": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
+    return Task(GPT(cfg), {"config": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
 
 
 def make_char(
-    n_layer: int = 4,
-    n_head: int = 4,
+    num_layers: int = 4,
+    num_heads: int = 4,
     d_model: int = 128,
-    block_size: int = 64,
+    max_len: int = 64,
     dropout: float = 0.0,
     positions: str = "learned",
     eval_batches: int = 20,
@@ -106,10 +106,10 @@ def make_char(
         tok.encode(text),
         tok.vocab_size,
         {"chars": tok.chars},
-        n_layer=n_layer,
-        n_head=n_head,
+        num_layers=num_layers,
+        num_heads=num_heads,
         d_model=d_model,
-        block_size=block_size,
+        max_len=max_len,
         dropout=dropout,
         positions=positions,
         eval_batches=eval_batches,
@@ -127,10 +127,10 @@ def make_char(
 
 
 def make_bpe(
-    n_layer: int = 2,
-    n_head: int = 4,
+    num_layers: int = 2,
+    num_heads: int = 4,
     d_model: int = 64,
-    block_size: int = 64,
+    max_len: int = 64,
     dropout: float = 0.0,
     positions: str = "learned",
     eval_batches: int = 10,
@@ -143,10 +143,10 @@ def make_bpe(
         ids,
         tok.vocab_size,
         {},
-        n_layer=n_layer,
-        n_head=n_head,
+        num_layers=num_layers,
+        num_heads=num_heads,
         d_model=d_model,
-        block_size=block_size,
+        max_len=max_len,
         dropout=dropout,
         positions=positions,
         eval_batches=eval_batches,
@@ -190,8 +190,8 @@ def sample_text(
 
 README = """# {name}
 
-A {desc} GPT ({params:,} parameters: {n_layer} layers, {n_head} heads, {d_model} dims, context
-{block_size}) trained on Python's documentation text (`pydoc_data.topics`), in Hugging Face
+A {desc} GPT ({params:,} parameters: {num_layers} layers, {num_heads} heads, {d_model} dims, context
+{max_len}) trained on Python's documentation text (`pydoc_data.topics`), in Hugging Face
 GPT-2 format: `AutoModelForCausalLM.from_pretrained(path)` and `AutoTokenizer.from_pretrained(path)`
 load it offline; `explore_attention.models.hf_export.load_gpt(path)` loads it as our `GPT`.
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     prompt = "The "
     sample = sample_text(model, tok, prompt, 300 if isinstance(tok, CharTokenizer) else 80)
     val = res.history[-1]["val_loss"]
-    mc = model.cfg
+    mc = model.config
     command = "python -m explore_attention.tasks.gpt " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
@@ -245,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         name=Path(args.out).name,
         desc="character-level" if isinstance(tok, CharTokenizer) else "GPT-2-BPE",
         params=model.num_params(),
-        n_layer=mc.n_layer,
-        n_head=mc.n_head,
+        num_layers=mc.num_layers,
+        num_heads=mc.num_heads,
         d_model=mc.d_model,
-        block_size=mc.block_size,
+        max_len=mc.max_len,
         val=val,
         step=res.step,
         command=command,

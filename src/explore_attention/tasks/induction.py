@@ -93,7 +93,9 @@ def _check_tokens(tokens: Tensor) -> int:
 def _attentions(model: GPT, tokens: Tensor) -> Tensor:
     """Every layer's attention, averaged over the batch: ``(layers, heads, L, L)``."""
     out = model(tokens.to(next(model.parameters()).device), return_weights=True)
-    return torch.stack([w.mean(0) for w in out.attentions]).float().cpu()  # (layers, H, L, L)
+    return (
+        torch.stack([w.mean(0) for w in out.attentions["decoder"]]).float().cpu()
+    )  # (layers, H, L, L)
 
 
 def induction_scores(model: GPT, tokens: Tensor) -> Tensor:
@@ -134,8 +136,8 @@ def in_context_loss(model: nn.Module, tokens: Tensor) -> dict[str, float]:
 def make_task(
     vocab_size: int = 64,
     half_len: int = 24,
-    n_layer: int = 2,
-    n_head: int = 4,
+    num_layers: int = 2,
+    num_heads: int = 4,
     d_model: int = 64,
     positions: str = "rope",
     lr: float = 3e-3,
@@ -147,9 +149,9 @@ def make_task(
     """
     cfg = GPTConfig(
         vocab_size=vocab_size,
-        block_size=2 * half_len,
-        n_layer=n_layer,
-        n_head=n_head,
+        max_len=2 * half_len,
+        num_layers=num_layers,
+        num_heads=num_heads,
         d_model=d_model,
         mlp_ratio=0,
         positions=positions,
@@ -169,7 +171,7 @@ def make_task(
 
     return Task(
         model=GPT(cfg),
-        model_config={"cfg": cfg.to_dict()},
+        model_config={"config": cfg.to_dict()},
         sample=sample,
         loss=loss,
         evaluate=evaluate,
@@ -221,7 +223,7 @@ def plot_induction(induction: Tensor, previous: Tensor | None = None, *, title: 
 
 README = """# induction-2l
 
-A 2-layer attention-only GPT ({params:,} parameters; {n_head} heads per layer, {d_model} dims,
+A 2-layer attention-only GPT ({params:,} parameters; {num_heads} heads per layer, {d_model} dims,
 RoPE positions) trained on random token blocks tiled with random periods (vocabulary
 {vocab_size}). It develops induction heads (Olsson et al. 2022, arXiv:2209.11895). Load with
 `explore_attention.train.load_checkpoint(path)`.
@@ -289,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     text = README.format(
         params=model.num_params(),
-        n_head=model.cfg.n_head,
-        d_model=model.cfg.d_model,
+        num_heads=model.config.num_heads,
+        d_model=model.config.d_model,
         vocab_size=d["vocab_size"],
         half_len=d["half_len"],
         step=res.step,

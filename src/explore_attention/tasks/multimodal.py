@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..data.scenes import COLOURS, SHAPES, SceneBatch, SceneConfig, generate_scenes, patch_masks
 from ..models.multimodal import MultimodalConfig, SceneQA
 from ..train import Task, TrainConfig
-from .common import quick
+from .common import model_config, quick
 
 __all__ = [
     "ANSWERS",
@@ -193,8 +193,9 @@ def grounding(
     """
     was = model.training
     model.eval()
-    logits, att = model.forward_with_attentions(batch.scenes.images, batch.ids)
+    out = model(batch.scenes.images, batch.ids, return_weights=True)
     model.train(was)
+    logits, att = out.logits, out.attentions
     chosen = range(len(att["cross"])) if layers is None else layers
     cross = torch.stack([att["cross"][i] for i in chosen]).mean(dim=(0, 2))  # (N, L, patches)
     pm = patch_masks(batch.scenes.masks, model.config.patch_size)  # (N, K, patches)
@@ -261,7 +262,7 @@ def make_task(
 
     def loss(m: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         images, ids, answers = batch
-        return F.cross_entropy(m(images, ids), answers)
+        return F.cross_entropy(m(images, ids).logits, answers)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return grounding(m, test)
@@ -282,7 +283,7 @@ def make_task(
         "vocab": _WORDS,
         "answers": list(ANSWERS),
     }
-    return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
+    return Task(model, model_config(model), sample, loss, evaluate, defaults, meta)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from ..data.digits import augment_shift, load_digits_splits
 from ..data.scenes import SHAPES, SceneConfig, generate_scenes
 from ..models.vit import VisionTransformer, ViTConfig
 from ..train import Task, TrainConfig
-from .common import accuracy, quick
+from .common import accuracy, model_config, quick
 
 __all__ = ["SCENES_CANVAS", "SCENES_PATCH", "accuracy", "make_digits", "make_scenes", "quick"]
 
@@ -59,7 +59,7 @@ def make_digits(
 
     def loss(m: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
-        return F.cross_entropy(m(x), y, label_smoothing=label_smoothing)
+        return F.cross_entropy(m(x).logits, y, label_smoothing=label_smoothing)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return {
@@ -78,7 +78,7 @@ def make_digits(
         metric="val_accuracy",
     )
     meta = {"data": "sklearn.datasets.load_digits", "split_seed": split_seed}
-    return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
+    return Task(model, model_config(model), sample, loss, evaluate, defaults, meta)
 
 
 def make_scenes(
@@ -121,7 +121,7 @@ def make_scenes(
 
     def loss(m: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
-        return F.cross_entropy(m(x), y)
+        return F.cross_entropy(m(x).logits, y)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return {"test_accuracy": accuracy(m, test.images, test_y)}
@@ -142,4 +142,4 @@ def make_scenes(
         "question": "what shape is the red object?",
         "labels": list(SHAPES),
     }
-    return Task(model, vars(cfg).copy(), sample, loss, evaluate, defaults, meta)
+    return Task(model, model_config(model), sample, loss, evaluate, defaults, meta)

@@ -28,13 +28,37 @@ STYLE = """
 .ea-view{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:8px 0;}
 .ea-title{font-weight:600;margin:4px 0;}
 .ea-note{color:#555;font-size:0.9em;margin:2px 0;}
-.ea-controls{margin:6px 0;display:flex;gap:12px;flex-wrap:wrap;}
-.ea-tokens{margin:6px 0;line-height:2em;}
-.ea-token{padding:2px 4px;margin:1px;border-radius:3px;cursor:pointer;white-space:pre;
-  unicode-bidi:isolate;border:1px solid #ddd;}
+.ea-controls{margin:6px 0;display:flex;gap:8px 12px;flex-wrap:wrap;align-items:center;}
+.ea-tokens{margin:6px 0;display:flex;flex-wrap:wrap;gap:2px;max-width:100%;}
+.ea-token{padding:2px 4px;border-radius:3px;cursor:pointer;white-space:pre;font:inherit;
+  unicode-bidi:isolate;border:1px solid #ccc;background:#fff;color:#111;}
+.ea-token:focus-visible,.ea-cell:focus-visible,.ea-head-toggle:focus-visible{outline:3px solid #e6550d;
+  outline-offset:1px;}
+.ea-token.ea-chosen{outline:2px solid #e6550d;outline-offset:1px;}
+.ea-token.ea-masked{background:repeating-linear-gradient(45deg,#e4e4e4,#e4e4e4 3px,#d0d0d0 3px,
+  #d0d0d0 6px);color:#777;}
+.ea-head-toggle{font:inherit;font-size:0.85em;padding:2px 6px;border:2px solid #999;border-radius:4px;
+  background:#fff;cursor:pointer;}
+.ea-head-toggle.ea-off{opacity:0.45;text-decoration:line-through;}
+.ea-swatch{display:inline-block;width:0.8em;height:0.8em;margin-right:4px;border-radius:2px;}
+.ea-headview{display:block;height:auto;}
+.ea-hv-token{cursor:pointer;fill:#222;}
+.ea-hv-token:focus{outline:none;fill:#e6550d;}
+.ea-hv-focus{fill:#e6550d;font-weight:700;text-decoration:underline;}
+.ea-hv-hover{fill:#08519c;font-weight:700;}
+.ea-hv-masked{fill:#aaa;}
+.ea-grid{display:grid;gap:3px;max-width:100%;align-items:center;}
+.ea-grid-head,.ea-grid-layer{font-size:0.75em;color:#444;text-align:center;}
+.ea-cell{position:relative;padding:0;border:2px solid transparent;background:none;cursor:pointer;
+  line-height:0;min-width:0;}
+.ea-cell canvas{width:100%;aspect-ratio:1;image-rendering:pixelated;border:1px solid #ddd;}
+.ea-cell.ea-selected{border-color:#e6550d;}
+.ea-cell.ea-cell-off canvas{opacity:0.25;}
+.ea-cell-tag{position:absolute;left:1px;bottom:1px;font-size:9px;line-height:1;background:#fffc;
+  color:#333;padding:1px 2px;border-radius:2px;}
+.ea-neuron-summary{font-family:ui-monospace,monospace;font-size:0.9em;margin:4px 0;}
 .ea-error{color:#b00020;font-weight:600;}
 """
-
 _ESCAPES = {
     "<": "\\u003c",
     ">": "\\u003e",

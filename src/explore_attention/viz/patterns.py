@@ -1,10 +1,10 @@
-"""Draw attention *patterns*: any ``mask_mod`` (or several side by side) and any weights matrix.
+"""Draw attention *patterns*: any ``mask_mod`` (or several side by side), and weights matrices
+side by side (each drawn by :func:`~explore_attention.viz.static.heatmap`).
 
 A ``mask_mod`` is evaluated with :func:`~explore_attention.attention.masks.materialize`; each
 panel is titled with the pattern's name and a legend of how much of the dense score matrix it
 keeps (density) and skips (work saved, entry by entry and, with ``block_size``, in whole tiles a
-tiled kernel can skip). Rows are queries, columns keys. Token-labelled heatmaps of a real model's
-heads live in :mod:`explore_attention.viz.static`; these views label positions, or tokens when
+tiled kernel can skip). Rows are queries, columns keys; positions are labelled, or tokens when
 given.
 """
 
@@ -14,36 +14,15 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor
 
-__all__ = ["draw_mask", "draw_masks", "draw_weights", "draw_weights_grid"]
+from .static import heatmap, label_axes, token_labels
+
+__all__ = ["draw_mask", "draw_masks", "draw_weights_grid"]
 
 
 def _name(mask_mod: Callable) -> str:
     return getattr(mask_mod, "__name__", type(mask_mod).__name__)
-
-
-def _labels(name: str, tokens: Sequence[str] | None, n: int) -> list[str] | None:
-    if tokens is None:
-        return None
-    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
-        raise TypeError(f"{name} must be a list of strings, got {type(tokens).__name__}")
-    if len(tokens) != n:
-        raise ValueError(f"{name} has {len(tokens)} entries, expected {n} (the matrix side)")
-    from .static import clean_token
-
-    return [clean_token(t) for t in tokens]
-
-
-def _ticks(ax: Any, q_labels: list[str] | None, k_labels: list[str] | None) -> None:
-    if k_labels is not None:
-        ax.set_xticks(range(len(k_labels)))
-        ax.set_xticklabels(k_labels, rotation=90, fontsize=7)
-    if q_labels is not None:
-        ax.set_yticks(range(len(q_labels)))
-        ax.set_yticklabels(q_labels, fontsize=7)
 
 
 def _stats(m: Tensor, block_size: int | None) -> str:
@@ -78,7 +57,7 @@ def _draw_one_mask(
     ax.set_title(title or _name(mask_mod), fontsize=10)
     ax.set_xlabel("key position j")
     ax.set_ylabel("query position i")
-    _ticks(ax, q_labels, k_labels)
+    label_axes(ax, q_labels, k_labels, small=True)
     ax.legend(
         handles=[Patch(color="#3a7cb8", label=_stats(m, block_size))],
         loc="upper right",
@@ -103,8 +82,8 @@ def draw_mask(
     import matplotlib.pyplot as plt
 
     Lk = Lq if Lk is None else Lk
-    q_labels = _labels("tokens", tokens, Lq)
-    k_labels = _labels("key_tokens", key_tokens if key_tokens is not None else tokens, Lk)
+    q_labels = token_labels("tokens", tokens, Lq)
+    k_labels = token_labels("key_tokens", key_tokens if key_tokens is not None else tokens, Lk)
     if ax is None:
         fig, ax = plt.subplots(figsize=(4.6, 4.2), constrained_layout=True)
     else:
@@ -146,59 +125,6 @@ def draw_masks(
     return fig
 
 
-def _matrix(weights: Any) -> np.ndarray:
-    w = weights.detach().to("cpu", torch.float64) if isinstance(weights, Tensor) else None
-    if w is None:
-        w = torch.as_tensor(np.asarray(weights), dtype=torch.float64)
-    while w.dim() > 2 and w.shape[0] == 1:
-        w = w[0]  # drop leading size-1 (batch, head) dims
-    if w.dim() != 2:
-        raise ValueError(f"weights must be a (Lq, Lk) matrix, got shape {tuple(w.shape)}")
-    return w.numpy()
-
-
-def _draw_one_weights(
-    ax: Any, w: np.ndarray, title: str, q_labels: list[str] | None, k_labels: list[str] | None
-) -> Any:
-    if w.size and w.min() < 0:
-        # Signed weights (differential attention, implied matrices): a diverging scale around 0.
-        top = float(np.abs(w).max()) or 1.0
-        im = ax.imshow(w, cmap="RdBu_r", vmin=-top, vmax=top, aspect="auto")
-    else:
-        im = ax.imshow(
-            w, cmap="viridis", vmin=0.0, vmax=float(w.max()) if w.size else 1.0, aspect="auto"
-        )
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("key j" if k_labels is None else "key (attended to)")
-    ax.set_ylabel("query i" if q_labels is None else "query (attending)")
-    _ticks(ax, q_labels, k_labels)
-    return im
-
-
-def draw_weights(
-    weights: Any,
-    *,
-    title: str = "Attention weights",
-    tokens: Sequence[str] | None = None,
-    key_tokens: Sequence[str] | None = None,
-    ax: Any = None,
-) -> Any:
-    """Draw one weights matrix ``(Lq, Lk)`` with a colour bar (diverging when it has negative
-    entries); label rows/columns with tokens when given. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    w = _matrix(weights)
-    q_labels = _labels("tokens", tokens, w.shape[0])
-    k_labels = _labels("key_tokens", key_tokens if key_tokens is not None else tokens, w.shape[1])
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.0, 4.2), constrained_layout=True)
-    else:
-        fig = ax.figure
-    im = _draw_one_weights(ax, w, title, q_labels, k_labels)
-    fig.colorbar(im, ax=ax, label="attention weight")
-    return fig
-
-
 def draw_weights_grid(
     matrices: Sequence[Any],
     titles: Sequence[str],
@@ -207,10 +133,11 @@ def draw_weights_grid(
     tokens: Sequence[str] | None = None,
     cols: int | None = None,
 ) -> Any:
-    """Several weights matrices side by side (e.g. exact vs approximate, or one per head)."""
+    """Several weights matrices side by side (e.g. exact vs approximate, or one per head), each
+    drawn by :func:`~explore_attention.viz.static.heatmap`; returns the figure."""
     import matplotlib.pyplot as plt
 
-    mats = [_matrix(m) for m in matrices]
+    mats = list(matrices)
     if not mats:
         raise ValueError("matrices must hold at least one matrix")
     if len(titles) != len(mats):
@@ -225,10 +152,6 @@ def draw_weights_grid(
         if n >= len(mats):
             ax.axis("off")
             continue
-        w = mats[n]
-        q_labels = _labels("tokens", tokens, w.shape[0])
-        k_labels = _labels("tokens", tokens, w.shape[1])
-        im = _draw_one_weights(ax, w, titles[n], q_labels, k_labels)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="weight")
+        heatmap(mats[n], tokens, ax=ax, title=titles[n])
     fig.suptitle(suptitle)
     return fig

@@ -2,7 +2,10 @@
 
 Rows are queries, columns are keys: cell ``(i, j)`` is how much token ``i`` attends to token
 ``j`` (each row sums to 1 over the keys it may see). Every figure carries a title, axis labels,
-token labels and a colour bar.
+token labels (or positions) and a colour bar. :func:`heatmap` is the one function that draws a
+weights matrix: signed matrices (differential attention, implied matrices of linear attention)
+get a diverging scale around 0; :func:`~explore_attention.viz.patterns.draw_weights_grid` puts
+several side by side.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["clean_token", "head_grid", "heatmap"]
+from ..checks import check_tokens
+
+__all__ = ["clean_token", "head_grid", "heatmap", "label_axes", "token_labels"]
 
 
 def clean_token(token: str) -> str:
@@ -42,27 +47,29 @@ def _as_matrix(weights: Any) -> np.ndarray:
     return w.numpy()
 
 
-def _check_tokens(name: str, toks: Sequence[str], n: int, shape: tuple) -> list[str]:
-    if isinstance(toks, str) or not isinstance(toks, Sequence):
-        raise TypeError(f"{name} must be a list of strings, got {type(toks).__name__}")
-    if len(toks) != n:
-        raise ValueError(
-            f"{name} has {len(toks)} entries but weights have shape {shape} (expected {n})"
-        )
-    return [clean_token(t) for t in toks]
+def token_labels(name: str, tokens: Sequence[str] | None, n: int) -> list[str] | None:
+    """``n`` readable labels (:func:`clean_token`), or None when no tokens are given."""
+    if tokens is None:
+        return None
+    return [clean_token(t) for t in check_tokens(name, tokens, n)]
 
 
-def _label_axes(ax: Any, q_labels: list[str], k_labels: list[str], small: bool) -> None:
+def label_axes(
+    ax: Any, q_labels: list[str] | None, k_labels: list[str] | None, small: bool = False
+) -> None:
+    """Token labels on the rows (queries) and columns (keys); positions when labels are None."""
     fs = 7 if small else 9
-    ax.set_xticks(range(len(k_labels)))
-    ax.set_yticks(range(len(q_labels)))
-    ax.set_xticklabels(k_labels, rotation=90, fontsize=fs)
-    ax.set_yticklabels(q_labels, fontsize=fs)
+    if k_labels is not None:
+        ax.set_xticks(range(len(k_labels)))
+        ax.set_xticklabels(k_labels, rotation=90, fontsize=fs)
+    if q_labels is not None:
+        ax.set_yticks(range(len(q_labels)))
+        ax.set_yticklabels(q_labels, fontsize=fs)
 
 
 def heatmap(
     weights: Any,
-    query_tokens: Sequence[str],
+    query_tokens: Sequence[str] | None = None,
     key_tokens: Sequence[str] | None = None,
     ax: Any = None,
     title: str | None = None,
@@ -70,33 +77,41 @@ def heatmap(
     vmax: float | None = None,
     colorbar: bool = True,
 ) -> Any:
-    """Draw one attention matrix ``(Lq, Lk)`` with token labels; return the figure.
+    """Draw one attention matrix ``(Lq, Lk)``, labelled by tokens (or positions); return the
+    figure.
+
+    Weights with negative entries are drawn on a diverging scale symmetric around 0.
 
     Args:
         weights: a tensor or array ``(Lq, Lk)`` (leading size-1 dims are dropped).
-        query_tokens: ``Lq`` labels for the rows (queries).
+        query_tokens: ``Lq`` labels for the rows (queries); None labels positions.
         key_tokens: ``Lk`` labels for the columns (keys); default ``query_tokens``.
         ax: draw into this matplotlib axes (default: a new figure).
         title: the figure's title (default ``"Attention weights"``).
-        vmax: the top of the colour scale (default: the matrix's maximum).
+        vmax: the top of the colour scale (default: the matrix's largest magnitude).
         colorbar: add a colour bar.
     """
     import matplotlib.pyplot as plt
 
     w = _as_matrix(weights)
     key_tokens = query_tokens if key_tokens is None else key_tokens
-    q_labels = _check_tokens("query_tokens", query_tokens, w.shape[0], w.shape)
-    k_labels = _check_tokens("key_tokens", key_tokens, w.shape[1], w.shape)
+    q_labels = token_labels("query_tokens", query_tokens, w.shape[0])
+    k_labels = token_labels("key_tokens", key_tokens, w.shape[1])
     if ax is None:
         side = max(3.0, 0.35 * max(w.shape) + 2.0)
         fig, ax = plt.subplots(figsize=(side + 1.0, side), constrained_layout=True)
     else:
         fig = ax.figure
-    top = float(w.max()) if vmax is None and w.size else vmax
-    im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=top or 1.0, aspect="auto")
-    _label_axes(ax, q_labels, k_labels, small=False)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query (attending)")
+    if w.size and w.min() < 0:
+        # Signed weights (differential attention, implied matrices): diverging around 0.
+        top = vmax or float(np.abs(w).max()) or 1.0
+        im = ax.imshow(w, cmap="RdBu_r", vmin=-top, vmax=top, aspect="auto")
+    else:
+        top = float(w.max()) if vmax is None and w.size else vmax
+        im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=top or 1.0, aspect="auto")
+    label_axes(ax, q_labels, k_labels)
+    ax.set_xlabel("key j" if k_labels is None else "key (attended to)")
+    ax.set_ylabel("query i" if q_labels is None else "query (attending)")
     # wrap long titles to the axes' width (about 11 characters per inch at the default size)
     width = max(24, int(ax.get_position().width * fig.get_figwidth() * 11))
     ax.set_title(textwrap.fill(title or "Attention weights", width=width))
@@ -143,7 +158,7 @@ def head_grid(trace: Any, layer: int, *, cols: int | None = None, title: str | N
             continue
         im = ax.imshow(att[layer, h].numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
         ax.set_title(f"head {h}", fontsize=9)
-        _label_axes(ax, q_labels, k_labels, small=True)
+        label_axes(ax, q_labels, k_labels, small=True)
         if h % cols != 0:
             ax.set_yticklabels([])
         else:
