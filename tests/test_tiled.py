@@ -151,13 +151,13 @@ def test_nan_in_a_masked_key_keeps_gradients_clean():
     q, k, v = (t.requires_grad_() for t in (q, k, v))
     out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
     ref = attend(q, k, v, mask_mod=mm, backend="reference").output
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])
     dq, dk, dv = grads(out, (q, k, v))
     dq_ref, dk_ref, dv_ref = grads(ref, (q, k, v))
     assert not dq.isnan().any()
-    assert_close(dq, dq_ref, **F64)
-    assert_close(dk[:, :, :250], dk_ref[:, :, :250], **F64)
-    assert_close(dv[:, :, :250], dv_ref[:, :, :250], **F64)
+    assert_close(dq, dq_ref, **TOL[torch.float64])
+    assert_close(dk[:, :, :250], dk_ref[:, :, :250], **TOL[torch.float64])
+    assert_close(dv[:, :, :250], dv_ref[:, :, :250], **TOL[torch.float64])
 
 
 def test_block_map_cache_sees_in_place_edit_inside_or_masks():
@@ -170,7 +170,7 @@ def test_block_map_cache_sees_in_place_edit_inside_or_masks():
     lengths[1] = 40  # keys 40.. of item 1 now visible only inside the window
     out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
     ref = attend(q, k, v, mask_mod=mm, backend="reference").output
-    assert_close(out, ref, **F64)
+    assert_close(out, ref, **TOL[torch.float64])
 
 
 def test_mask_with_state_the_cache_cannot_see_is_not_cached():
@@ -186,7 +186,9 @@ def test_mask_with_state_the_cache_cannot_see_is_not_cached():
     attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False)
     mm.n = 280  # the last key tile, empty before, is live now
     out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
-    assert_close(out, attend(q, k, v, mask_mod=mm, backend="reference").output, **F64)
+    assert_close(
+        out, attend(q, k, v, mask_mod=mm, backend="reference").output, **TOL[torch.float64]
+    )
 
 
 def test_multihead_float_key_padding_mask_on_tiles_without_grad():
@@ -206,7 +208,7 @@ def test_multihead_float_key_padding_mask_on_tiles_without_grad():
     with torch.no_grad():
         fast = output(mha(x, key_padding_mask=bias, return_weights=False))
         slow = output(mha(x, key_padding_mask=bias, return_weights=True))
-    assert_close(fast, slow, **F64)
+    assert_close(fast, slow, **TOL[torch.float64])
 
 
 class _LargestTensor(TorchDispatchMode):
