@@ -15,7 +15,7 @@ TEST_THREADS := OMP_NUM_THREADS=1
 DEBS := chromium espeak-ng sox
 PORT ?= 7860
 
-.PHONY: debs setup demo test test-fast lint format lab bench results docs docs-serve clean
+.PHONY: debs setup demo test test-fast test-install lint format lab bench results docs docs-serve clean
 
 setup: $(STAMP) debs
 
@@ -26,13 +26,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Debian packages the suite needs (headless Chromium for browser tests, espeak-ng for speech).
+# Debian packages the suite needs (headless Chromium for browser tests, espeak-ng for speech);
+# elsewhere `python -m explore_attention.tools` prints the install command for the platform.
 debs:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@command -v dpkg >/dev/null || exit 0; \
+	missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing Debian packages:$$missing (run as root or: sudo apt-get install$$missing)"; fi; \
 	fi
+	@$(BIN)/python -m explore_attention.tools || echo "(the browser / speech tests will fail until these are installed)"
 
 demo: setup
 	$(BIN)/explore-attention demo --port $(PORT)
@@ -42,6 +45,11 @@ test: setup
 
 test-fast: setup
 	$(TEST_ENV) $(TEST_THREADS) $(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+# The package as users install it, without make: plain pip in a fresh venv (fast tests), the
+# wheel and the sdist, inspect + a notebook outside the checkout (~4 min; part of `make test`).
+test-install: setup
+	$(TEST_ENV) $(TEST_THREADS) $(BIN)/python -m pytest tests/test_install.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks docs/hooks
@@ -67,6 +75,7 @@ bench: setup
 results: setup
 	$(BIN)/python -m explore_attention.tasks.translation_report --out docs/results/
 	$(BIN)/python -m explore_attention.tasks.compare --out docs/results/
+	$(BIN)/python -m explore_attention.tasks.compare --recall-controls --out docs/results/
 	OMP_NUM_THREADS=1 $(BIN)/python -m explore_attention.tasks.gpt gpt-bpe --out runs/gpt-pydoc-bpe --overwrite
 	cp runs/gpt-pydoc-bpe/README.md docs/results/gpt_pydoc_bpe.md
 

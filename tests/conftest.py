@@ -141,3 +141,14 @@ def toy_trace(tokens, key_tokens=None, *, layers=2, heads=3, kind="self", seed=0
     g = torch.Generator().manual_seed(seed)
     A = torch.softmax(torch.randn(layers, heads, len(tokens), len(key_tokens), generator=g), -1)
     return AttentionTrace(A, list(tokens), list(key_tokens), "toy", kind)
+
+
+def need_tool(name: str) -> str:
+    """The path of a program the test drives (``explore_attention.tools``); a missing one FAILS
+    the test (never skips it) with the install command for this platform."""
+    from explore_attention import tools
+
+    try:
+        return tools.require(name)
+    except (tools.ToolNotFoundError, ValueError) as err:
+        pytest.fail(str(err), pytrace=False)

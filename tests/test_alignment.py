@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import need_tool
 
 from explore_attention.audio import alignment as al
 
@@ -99,8 +100,7 @@ def aligned():
     from explore_attention.audio import synth
     from explore_attention.models.whisper_ct2 import load_whisper
 
-    if not synth.espeak_available():
-        pytest.fail("espeak-ng is required (make setup installs it)")
+    need_tool("espeak-ng")
     audio, truth = synth.speak_words(WORDS, gap=GAP, lead=LEAD, voice="en-us")
     model, processor = load_whisper()
     return al.word_timestamps(model, processor, audio), truth, audio

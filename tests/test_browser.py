@@ -1,5 +1,6 @@
-"""Real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): the app and saved
-views show the model's tokens and values, render hostile tokens as text, and need no network."""
+"""Real headless Chromium (found by explore_attention.tools, driven by Playwright): the app and
+saved views show the model's tokens and values, render hostile tokens as text, and need no
+network."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import free_port
+from conftest import free_port, need_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -46,12 +46,11 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make setup)")
+    chromium = need_tool("chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = pw.chromium.launch(executable_path=chromium, args=ARGS)
         yield b
         b.close()
 
@@ -170,6 +169,7 @@ def test_app_shows_the_models_tokens_and_weights(page, app_url):
     page.hover("#tokens .ea-token[data-index='3']")
     bars = page.eval_on_selector("#view-row", "el => el.data[0].y")
     torch.testing.assert_close(torch.tensor(bars), trace.attentions[2, 5, 3], atol=2e-5, rtol=0)
+    assert "ea-hover" in page.get_attribute("#tokens .ea-token[data-index='3']", "class")
     shape = page.eval_on_selector("#view-heatmap", "el => el.layout.shapes[0]")
     assert (shape["y0"], shape["y1"]) == (2.5, 3.5)
     assert page.get_attribute(".ea-hv-query[data-index='3']", "class").count("ea-hv-hover") == 1
@@ -186,6 +186,7 @@ def test_app_shows_the_models_tokens_and_weights(page, app_url):
     assert page.dialogs == [] and page.errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "app-top.png"))
 
 
 def test_app_keyboard_and_shared_url(page, app_url):
@@ -255,6 +256,12 @@ def test_app_head_view_and_neuron_view(page, app_url):
     assert page.errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-neuron.png"), full_page=True)
+    page.locator("section", has=page.locator("#view-neuron")).screenshot(
+        path=str(ARTIFACTS / "app-neuron-view.png")
+    )
+    page.locator("section", has=page.locator("#view-head")).screenshot(
+        path=str(ARTIFACTS / "app-head-view.png")
+    )
 
 
 def test_app_model_view_click_selects(page, app_url):
@@ -285,6 +292,7 @@ def test_app_head_search_ablation_and_generation(page, app_url):
     open_app(page, app_url)
     choose_model(page, "gpt-pydoc-char")  # switching model re-runs
     assert page.text_content("#info").startswith("gpt-pydoc-char")
+    assert page.input_value("#text") == '"""Return the'  # the untouched example follows the model
     before = page.get_attribute("body", "data-drawn")
     page.fill("#text", "def f(x):\n    return x\n\ndef f(x):\n    return")
     page.click("#run")
@@ -308,18 +316,18 @@ def test_app_head_search_ablation_and_generation(page, app_url):
         f"#view-model .ea-cell-off[data-layer='{layer}'][data-head='{head}']"
     )
     # watch it write: step through the generation
-    page.fill("#text", "def add(a, b):\n    return")
-    page.fill("#gen-max", "8")
+    page.fill("#text", '"""Return the')
+    page.fill("#gen-max", "16")
     page.click("#generate")
     page.wait_for_function("document.body.getAttribute('data-generated')", timeout=60_000)
-    assert page.text_content("#gen-label").startswith("step 1 of 8: wrote")
+    assert page.text_content("#gen-label").startswith("step 1 of 16: wrote")
     page.click("#gen-next")
     page.click("#gen-next")
     assert page.get_attribute("body", "data-gen-step") == "2"
     body = {
         "model": "gpt-pydoc-char",
-        "prompt": "def add(a, b):\n    return",
-        "max_new_tokens": 8,
+        "prompt": '"""Return the',
+        "max_new_tokens": 16,
         "temperature": 0,
     }
     code, g = post(app_url + "api/generate", body)
@@ -331,14 +339,16 @@ def test_app_head_search_ablation_and_generation(page, app_url):
     toks = page.eval_on_selector_all("#gen-tokens .ea-token", "s => s.map(e => e.textContent)")
     assert len(toks) == len(g["prompt_tokens"]) + 3
     assert page.get_attribute("#gen-tokens .ea-new", "data-index") == str(len(toks) - 1)
+    assert len(page.query_selector_all("#gen-tokens .ea-generated")) == 3
     page.click("#gen-prev")
     assert page.get_attribute("body", "data-gen-step") == "1"
     page.click("#gen-play")
-    page.wait_for_function("document.body.getAttribute('data-gen-step') === '7'", timeout=20_000)
+    page.wait_for_function("document.body.getAttribute('data-gen-step') === '15'", timeout=30_000)
     assert page.text_content("#gen-play") == "play"  # stopped at the end
     assert page.errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-generate.png"), full_page=True)
+    page.locator("#gen-section").screenshot(path=str(ARTIFACTS / "app-generate-view.png"))
 
 
 def test_app_fits_800_px_and_wraps_long_token_strips(browser, app_url):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "01_foundations/03_attention_from_scratch.ipynb"
@@ -92,7 +93,7 @@ def test_docs_subset_builds_and_renders_offline(tmp_path: Path):
     artifacts.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
+            executable_path=need_tool("chromium"),
             args=[
                 "--no-sandbox",
                 "--disable-gpu",

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import need_tool
 
 from explore_attention.audio import features, synth
 from explore_attention.data import speech
@@ -14,8 +15,7 @@ from explore_attention.data import speech
 
 @pytest.fixture(autouse=True)
 def _need_espeak():
-    if not synth.espeak_available():
-        pytest.fail("espeak-ng is required (make setup installs it)")
+    need_tool("espeak-ng")
 
 
 def test_mel_filterbank_matches_hugging_face():

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import DEVICES
 from safetensors.torch import load_file
 
 from explore_attention import train as tr
+from explore_attention.cli import CommandError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -153,13 +155,18 @@ def test_checkpoint_atomic_and_no_silent_overwrite(tmp_path: Path, monkeypatch) 
     torch.testing.assert_close(model(src, tgt).logits, task.model(src, tgt).logits)
 
 
-def test_short_run_learns_and_stops_early() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_short_run_learns_and_stops_early(device: str) -> None:
     task = tr.get_task(
         "reverse", seed=0, model="bahdanau", hidden=32, emb_dim=16, max_len=6, eval_size=128
     )
     res = tr.train(
-        task, tr.TrainConfig(steps=600, batch_size=32, eval_every=50, target=0.95), progress=False
+        task,
+        tr.TrainConfig(steps=600, batch_size=32, eval_every=50, target=0.95),
+        progress=False,
+        device=device,
     )
+    assert next(res.model.parameters()).device.type == device
     assert res.stopped_early and res.history[-1]["accuracy"] >= 0.95
     assert res.step < 600
     assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
@@ -170,8 +177,8 @@ def test_bad_input() -> None:
         tr.get_task("nope")
     with pytest.raises(ValueError, match="mode"):
         tr.train(_task(), tr.TrainConfig(mode="up"), progress=False)
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        tr._parse_options(["model"])
+    with pytest.raises(CommandError, match="KEY=VALUE"):
+        tr._parse_options("copy", ["model"])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         tr.load_checkpoint("/nonexistent/x")
 
@@ -203,5 +210,5 @@ def test_cli_train(tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
     _, cfg = tr.load_checkpoint(out)
     assert cfg["task"] == "copy" and cfg["model_config"]["config"]["hidden"] == 8
-    with pytest.raises(FileExistsError):
-        cli.main(argv)
+    assert cli.main(argv) == 2  # the folder holds a checkpoint now: one line, no traceback
+    assert "--overwrite" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
+from conftest import need_tool
 
 from explore_attention.audio.wer import edit_distance, normalize, word_error_rate
 from explore_attention.models import whisper_ct2 as W
@@ -167,8 +168,7 @@ def test_converted_model_transcribes_espeak_speech():
     from explore_attention.audio import synth
     from explore_attention.audio.alignment import transcribe
 
-    if not synth.espeak_available():
-        pytest.fail("espeak-ng is required (make setup installs it)")
+    need_tool("espeak-ng")
     model, processor = W.load_whisper()
     audio = synth.speak(STELLA, voice="en-us", speed=160)
     text, tokens, _ = transcribe(model, processor, audio)

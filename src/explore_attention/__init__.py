@@ -1,3 +1,3 @@
 """explore-attention: learn how attention works by running it."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

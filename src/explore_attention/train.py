@@ -21,9 +21,13 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import inspect
 import json
 import math
 import os
+import re
+import sys
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpointing import load_checkpoint, load_optimizer, save_checkpoint
+from .cli import CommandError, add_device_argument, device_from
 
 __all__ = [
     "TASKS",
@@ -44,6 +49,7 @@ __all__ = [
     "load_checkpoint",
     "run",
     "save_checkpoint",
+    "task_options",
     "train",
 ]
 
@@ -286,7 +292,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", type=float, help="stop when the task's metric reaches this")
     parser.add_argument("--resume", action="store_true", help="continue from --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--device", help="cpu / cuda (default: cuda when present)")
+    add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--option",
@@ -294,26 +300,137 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="task option, e.g. -o model=bahdanau -o hidden=64 (repeatable)",
+        help="task option, e.g. -o model=bahdanau -o hidden=64 (repeatable; a wrong key lists "
+        "the valid ones)",
     )
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
+def task_options(name: str) -> dict[str, inspect.Parameter]:
+    """The keyword options of task ``name``: its function's named parameters.
+
+    A thin wrapper such as ``make_reverse(**options)`` has none of its own; then the options of
+    the task function it calls (in its module) are returned.
+    """
+    module, fn_name = TASKS[name].split(":")
+    fn = getattr(importlib.import_module(module), fn_name)
+    for _ in range(3):  # follow at most a couple of wrappers
+        params = inspect.signature(fn, eval_str=True).parameters
+        named = {
+            k: p
+            for k, p in params.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        }
+        if named:
+            return named
+        calls = [getattr(sys.modules[fn.__module__], n, None) for n in fn.__code__.co_names]
+        callees = [c for c in calls if inspect.isfunction(c) and c is not fn]
+        if not callees:
+            break
+        fn = callees[0]
+    return {}
+
+
+def _accepts_more(name: str) -> bool:
+    """Whether task ``name`` forwards unknown options (``**extra``) to the model it builds."""
+    module, fn_name = TASKS[name].split(":")
+    params = inspect.signature(getattr(importlib.import_module(module), fn_name)).parameters
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _types(annotation: Any) -> tuple[type, ...]:
+    """The plain types an annotation allows: ``int`` → (int,), ``str | None`` → (str, NoneType)."""
+    if isinstance(annotation, type):
+        return (annotation,)
+    args = typing.get_args(annotation)
+    return tuple(a for a in args if isinstance(a, type))
+
+
+def _convert(task: str, key: str, raw: str, param: inspect.Parameter | None) -> Any:
+    """``raw`` as the type ``param`` expects (a Python literal when the type is unknown)."""
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    if param is None:
+        return value
+    types = _types(param.annotation)
+    if not types and param.default is not inspect.Parameter.empty and param.default is not None:
+        types = (type(param.default),)
+    if not types or (value is None and type(None) in types):
+        return value
+    if str in types and not isinstance(value, str):
+        return raw  # -o path=2024 is the file "2024"
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+        return value
+    want = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+    default = "" if param.default is inspect.Parameter.empty else f", default {param.default!r}"
+    raise CommandError(
+        f"-o {key}={raw}: task {task} expects {key} to be {want}{default}; got "
+        f"{type(value).__name__} {value!r}"
+    )
+
+
+def _parse_options(task: str, items: list[str]) -> dict[str, Any]:
+    """``-o KEY=VALUE`` items as keyword options of ``task``, checked against its signature."""
+    known = task_options(task)
     options = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--option must look like KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            options[key.replace("-", "_")] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key.replace("-", "_")] = value
+            raise CommandError(f"-o must look like KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key not in known and not _accepts_more(task):
+            raise CommandError(_unknown_key(task, key))
+        options[key] = _convert(task, key, raw, known.get(key))
     return options
 
 
+def _unknown_key(task: str, key: str) -> str:
+    valid = ", ".join(sorted(task_options(task))) or "(none)"
+    more = " and the settings of the model it builds" if _accepts_more(task) else ""
+    return f"unknown option -o {key}=… for task {task}; valid keys: {valid}{more}"
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """The output folder's state against --resume / --overwrite, before anything is built."""
+    if args.resume and args.overwrite:
+        raise CommandError("--resume and --overwrite contradict each other; pass one of them")
+    if args.out is None:
+        if args.resume:
+            raise CommandError("--resume needs --out DIR, the folder of the run to continue")
+        return
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; give a folder for the checkpoint")
+    has_checkpoint = (out / "config.json").is_file()
+    if args.resume and not has_checkpoint:
+        raise CommandError(f"--resume: {out} holds no checkpoint (no config.json) to continue")
+    if out.exists() and not args.resume and not args.overwrite:
+        what = "holds a checkpoint" if has_checkpoint else "already exists"
+        raise CommandError(
+            f"--out {out} {what}; add --overwrite to replace it, or --resume to continue training"
+            " from it"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_out(args)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    # Under torchrun, "auto" leaves each rank on its own GPU (LOCAL_RANK) or the CPU.
+    device = None if world > 1 and args.device == "auto" else device_from(args)
+    options = _parse_options(args.task, args.option)
     seed = 0 if args.seed is None else args.seed
-    task = get_task(args.task, seed=seed, **_parse_options(args.option))
+    try:
+        task = get_task(args.task, seed=seed, **options)
+    except TypeError as err:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if unknown and unknown.group(1) in options:
+            raise CommandError(_unknown_key(args.task, unknown.group(1))) from None
+        raise CommandError(f"task {args.task}: {err}") from None
+    except (ValueError, FileNotFoundError) as err:
+        raise CommandError(f"task {args.task}: {err}") from None
     given = {
         "steps": args.steps,
         "seed": seed,
@@ -323,16 +440,19 @@ def run(args: argparse.Namespace) -> int:
         "target": args.target,
     }
     config = replace(task.defaults, **{k: v for k, v in given.items() if v is not None})
-    result = train(
-        task,
-        config,
-        out=args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        device=args.device,
-        name=args.task,
-    )
+    try:
+        result = train(
+            task,
+            config,
+            out=args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            device=device,
+            name=args.task,
+        )
+    except ValueError as err:  # a config the loop rejects, e.g. a batch size for WORLD_SIZE
+        raise CommandError(str(err)) from None
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({"step": result.step, **(result.history[-1] if result.history else {})}))
     if torch.distributed.is_initialized():
@@ -341,10 +461,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # `python -m` / `torchrun -m explore_attention.train TASK ...`
-    import sys
+    from explore_attention.cli import main  # the importable modules, not __main__'s copy
 
-    from explore_attention import train as _module  # the importable copy, not __main__'s
-
-    p = argparse.ArgumentParser(prog="python -m explore_attention.train")
-    _module.add_arguments(p)
-    sys.exit(_module.run(p.parse_args()))
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
+from .models import KIND_LABELS
 from .text import Deadline, TextModels, check_text, read_output
 
 __all__ = ["MAX_NEW_TOKENS", "GenerateRequest", "generate"]
@@ -61,8 +62,8 @@ def generate(models: TextModels, req: GenerateRequest, deadline: Deadline) -> di
         model, tok, kind = models.load(entry)
         if kind != "causal":
             raise ValueError(
-                f"model {entry.id!r} is an {kind} model; generation needs a causal language "
-                "model (e.g. gpt-pydoc-char)"
+                f"model {entry.id!r} is an {KIND_LABELS[kind]} model; generation needs a causal "
+                "language model (e.g. gpt-pydoc-char)"
             )
         ids = tok(prompt, return_tensors="pt")["input_ids"]  # (1, P)
         P = ids.shape[1]

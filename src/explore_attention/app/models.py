@@ -121,9 +121,10 @@ class ModelCache:
     ``extra`` is the folder given with ``--model`` (offered under its folder name).
     """
 
-    def __init__(self, size: int = 3, extra: Path | None = None) -> None:
+    def __init__(self, size: int = 3, extra: Path | None = None, device: Any = "cpu") -> None:
         self.size = size
         self.extra = extra
+        self.device = device  # where loaded models run (`explore-attention demo --device`)
         self._models: dict[str, tuple[Any, Any]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()  # protects the two dicts, never held during a forward
@@ -173,7 +174,8 @@ class ModelCache:
                 self._models[entry.id] = self._models.pop(entry.id)  # most recently used last
                 return self._models[entry.id]
         try:
-            loaded = load_model(entry.source)
+            model, tokenizer = load_model(entry.source)
+            loaded = (model.to(self.device), tokenizer)
         except Exception as err:  # a broken folder or an unknown hub name must not stop us
             choices = sorted(self.entries())
             if entry.kind == "unknown":  # a name that is not listed

@@ -92,6 +92,7 @@ def create_app(
     preload: bool = False,
     host: str | None = "127.0.0.1",
     time_limit: float = TIME_LIMIT,
+    device: Any = "cpu",
 ) -> FastAPI:
     """The FastAPI application.
 
@@ -101,6 +102,8 @@ def create_app(
         preload: load the default model now (``demo`` does, so the first request is fast).
         host: the address the server is bound to (requests must name it or localhost).
         time_limit: seconds a request may take before it is answered with 504.
+        device: where the text models run (``demo --device``); the image checkpoints are tiny
+            and run on the CPU.
     """
     app = FastAPI(title="Attention Explorer", docs_url=None, redoc_url=None, openapi_url=None)
     extra = None
@@ -113,7 +116,7 @@ def create_app(
                     "(no config.json with a model_type) nor an image checkpoint"
                 )
             extra = folder.resolve()
-    cache = ModelCache(extra=extra)
+    cache = ModelCache(extra=extra, device=device)
     text_models = TextModels(cache)
     store = images.ImageModels()
     image_default = images.lookup(default_model) if default_model else None
@@ -188,6 +191,11 @@ def create_app(
                 "or fewer tokens"
             )
             return JSONResponse({"error": msg}, status_code=504)
+        except Exception as err:  # a model that fails in a way we did not foresee: say so, go on
+            return JSONResponse(
+                {"error": f"the model failed on this input: {type(err).__name__}: {err}"},
+                status_code=500,
+            )
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:

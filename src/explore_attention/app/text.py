@@ -233,7 +233,12 @@ class TextModels:
         query = check_index("query", req.query, len(trace.tokens))
         with self.cache.lock(entry.id):
             model, tok, kind = self.load(entry)
-            qk = query_key(model, self.inputs(model, tok, text, kind), layer, head)
+            try:
+                qk = query_key(model, self.inputs(model, tok, text, kind), layer, head)
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    f"the neuron view is not available for {entry.id!r}: {err}"
+                ) from err
 
         def rows(x: Tensor | None) -> list | None:
             return None if x is None else x.double().round(decimals=4).tolist()
@@ -275,11 +280,14 @@ class TextModels:
         with self.cache.lock(entry.id):
             model, tok, kind = self.load(entry)
             inputs = self.inputs(model, tok, text, kind)
-            with torch.no_grad():
-                base = model(**inputs)
-                deadline.check()
-                with ablate_heads(model, pairs):
-                    off = model(**inputs)
+            try:
+                with torch.no_grad():
+                    base = model(**inputs)
+                    deadline.check()
+                    with ablate_heads(model, pairs):
+                        off = model(**inputs)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"heads of {entry.id!r} cannot be switched off: {err}") from err
         if kind == "causal":
             p0 = torch.softmax(read_output(base)[0][0, -1].float(), -1)  # (V,)
             p1 = torch.softmax(read_output(off)[0][0, -1].float(), -1)
@@ -295,7 +303,7 @@ class TextModels:
                 "ablated": [round(float(p1[i]), 5) for i in top],
                 "kl": round(kl, 6),
             }
-        h0, h1 = base.last_hidden_state[0], off.last_hidden_state[0]  # (L, d)
+        h0, h1 = _last_hidden(base)[0], _last_hidden(off)[0]  # (L, d)
         e0, e1 = h0.mean(0), h1.mean(0)  # mean pooling: the sentence embedding
         return {
             "kind": "encoder",
@@ -304,6 +312,12 @@ class TextModels:
             "token_cosine": [round(v, 5) for v in torch.cosine_similarity(h0, h1, dim=-1).tolist()],
             "tokens": trace.tokens,
         }
+
+
+def _last_hidden(out: Any) -> Tensor:
+    """The (encoder's) last hidden states of a Hugging Face output."""
+    h = getattr(out, "last_hidden_state", None)
+    return h if h is not None else out.encoder_last_hidden_state
 
 
 def _gradient_relevance(model: Any, tokenizer: Any, text: str) -> tuple[Any, str] | None:

@@ -51,7 +51,7 @@ def by_head_groups(
     ``get_num_threads() == 1``, so nested calls run directly. ``fn`` must treat heads
     independently.
     """
-    from .tiled import run_parallel
+    from .threads import run_parallel
 
     threads = torch.get_num_threads()
     q, v = tensors[0], tensors[-1]

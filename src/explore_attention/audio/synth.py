@@ -1,4 +1,5 @@
-"""Speech made on this machine: Debian's ``espeak-ng`` speaks text to a WAV, resampled to 16 kHz.
+"""Speech made on this machine: ``espeak-ng`` speaks text to a WAV, resampled to 16 kHz
+(the program is found by :mod:`explore_attention.tools`).
 
 Clips built from separately spoken words joined by silences of known length carry their exact
 word timing, which is the ground truth the cross-attention timestamps are checked against.
@@ -7,7 +8,6 @@ word timing, which is the ground truth the cross-attention timestamps are checke
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 import tempfile
 import wave
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .. import tools
 
 __all__ = [
     "SAMPLE_RATE",
@@ -30,8 +32,8 @@ SAMPLE_RATE = 16_000  # Hz, what Whisper and our features expect
 
 
 def espeak_available() -> bool:
-    """Whether the ``espeak-ng`` program is on PATH."""
-    return shutil.which("espeak-ng") is not None
+    """Whether ``espeak-ng`` is found (:func:`explore_attention.tools.find`)."""
+    return tools.find(tools.ESPEAK) is not None
 
 
 def resample(x: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
@@ -66,11 +68,10 @@ def speak(
         raise ValueError(f"speed must be in [80, 450] words per minute, got {speed}")
     if not 0 <= pitch <= 99:
         raise ValueError(f"pitch must be in [0, 99], got {pitch}")
-    if not espeak_available():
-        raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    espeak = tools.require(tools.ESPEAK)  # ToolNotFoundError with the install command
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "speech.wav"
-        cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path)]
+        cmd = [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path)]
         # "--" ends the options, so a text starting with "-" is spoken, not parsed.
         res = subprocess.run([*cmd, "--", text], capture_output=True, text=True, check=False)
         if res.returncode != 0 or not path.is_file():

@@ -8,8 +8,9 @@ imports stay light so ``explore-attention --help`` is fast.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from ..cli import CommandError, add_device_argument, device_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="attention-out", help="output folder (default: ./attention-out)"
     )
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,13 +34,18 @@ def run(args: argparse.Namespace) -> int:
 
     from ..viz.static import head_grid
     from .capture import capture
+    from .loading import load_model
 
-    try:
-        trace = capture(args.model, args.text)
-    except (ValueError, TypeError) as err:
-        print(f"explore-attention inspect: {err}", file=sys.stderr)
-        return 2
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; give a folder for the PNGs and trace.json")
+    device = device_from(args)
+    try:
+        model, tokenizer = load_model(args.model)
+        name = "all-MiniLM-L6-v2" if args.model is None else str(args.model)
+        trace = capture(model.to(device), args.text, tokenizer, model_name=name)
+    except (ValueError, TypeError) as err:  # their messages name the model or the text
+        raise CommandError(str(err)) from None
     out.mkdir(parents=True, exist_ok=True)
     print(
         f"{trace.model_name}: {trace.num_layers} layers × {trace.num_heads} heads, "

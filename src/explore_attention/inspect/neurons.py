@@ -298,6 +298,8 @@ def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]) -> Iterator
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     hf = _is_hf(model)
     mods = _hf_attention_modules(model) if hf else _own_attention_modules(model)
+    if not mods:
+        raise TypeError(f"found no attention modules in {type(model).__name__}")
     chosen: dict[int, set[int]] = {}
     for pair in heads:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:

@@ -20,6 +20,9 @@
     timer: null
   };
   var seq = 0;  // only the newest request's answer is drawn
+  // an example text per kind of model; an untouched example follows the model switch
+  var EXAMPLES = { encoder: "The cat sat on the mat because it was tired.", causal: "\"\"\"Return the",
+                   seq2seq: "The cat sat on the mat because it was tired." };
 
   function message(text, kind) {
     var m = $("message");
@@ -186,7 +189,7 @@
     var masked = function (j) { return f !== null && V.isMasked(res.kind, f, j); };
     var act = document.activeElement;
     var had = act && act.parentNode === $("tokens") ? Number(act.getAttribute("data-index")) : null;
-    V.tokenStrip($("tokens"), { tokens: res.tokens, weights: row, chosen: S.focus, masked: masked,
+    V.tokenStrip($("tokens"), { tokens: res.tokens, weights: row, chosen: S.focus, masked: masked, hovered: S.hover,
       label: "tokens; hover or focus one to see its attention",
       onHover: function (i) { setHover(i); },
       onPick: function (i) { pin(i); } });
@@ -411,7 +414,8 @@
     var toks = g.prompt_tokens.concat(g.steps.slice(0, t + 1).map(function (s) { return s.token; }));
     var row = genRow(step), weights = row.concat([null]);
     var newIndex = toks.length - 1;
-    V.tokenStrip($("gen-tokens"), { tokens: toks, weights: weights, chosen: -1, label: "prompt and generated tokens" });
+    V.tokenStrip($("gen-tokens"), { tokens: toks, weights: weights, chosen: -1, generated: g.prompt_tokens.length,
+                                    label: "prompt and generated tokens (generated ones in italics)" });
     var nb = $("gen-tokens").children[newIndex];
     nb.classList.add("ea-new");
     nb.setAttribute("aria-label", "new token " + V.visible(step.token));
@@ -505,6 +509,9 @@
   }
 
   function modelChanged() {
+    var t = $("text").value, k = kind();
+    var untouched = Object.keys(EXAMPLES).some(function (x) { return EXAMPLES[x] === t; });
+    if (untouched && EXAMPLES[k]) { $("text").value = EXAMPLES[k]; }
     setMode();
     stop();
     S.gen = null;
