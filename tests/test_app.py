@@ -108,7 +108,8 @@ def test_a_300_token_trace_is_under_2_5_mb(client):
             "/api/trace",
             {"text": "hi", "model": "no-such-org/no-such-model"},
             400,
-            "unknown model 'no-such-org/no-such-model': choose one of ['default', 'gpt-pydoc-char'",
+            "unknown model 'no-such-org/no-such-model': choose one of "
+            "['default', 'gpt-pydoc-bpe', 'gpt-pydoc-char'",
         ),
         ("/api/trace", {"text": "hi", "model": "/etc"}, 400, "models are chosen by name"),
         ("/api/trace", {"text": "hi", "model": 7}, 400, "model must be a model name"),
@@ -484,12 +485,26 @@ def test_multimodal_answer_equals_the_model(server_url):
             out = model(x, ids, return_weights=True)
         logits, att = out.logits, out.attentions
         cross = torch.stack([w[0] for w in att["cross"]])  # (layers, heads, L, 36)
-        got = torch.tensor(res["cross_attention"])  # (layers, heads, L, 6, 6)
-        assert got.shape == (2, 4, len(words), 6, 6)
-        torch.testing.assert_close(got, cross.reshape(2, 4, len(words), 6, 6), atol=1e-6, rtol=0)
+        got = torch.tensor(res["cross_attention"])  # (hops, heads, L, 6, 6)
+        hops = len(att["cross"])
+        assert got.shape == (hops, 4, len(words), 6, 6)
+        torch.testing.assert_close(got, cross.reshape(hops, 4, len(words), 6, 6), atol=1e-6, rtol=0)
         assert res["prediction"] == int(logits.argmax())
         if asked == own:
             assert res["labels"][res["truth"]] == ANSWERS[int(batch.answers[0])]
+
+
+def test_multimodal_first_example_is_answered_right(server_url):
+    from explore_attention.tasks.multimodal import make_questions
+
+    code, res = post(server_url + "/api/image", {"model": "multimodal-scenes", "index": None})
+    assert code == 200 and res["prediction"] == res["truth"]
+    for i in range(res["index"]):  # every earlier scene is answered wrong
+        code, r = post(server_url + "/api/image", {"model": "multimodal-scenes", "index": i})
+        assert r["prediction"] != r["truth"]
+    assert res["question"] == make_questions(
+        1, seed=images.SCENE_SEED_BASE + res["index"]
+    ).question(0)
 
 
 @pytest.mark.parametrize(

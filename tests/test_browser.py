@@ -533,8 +533,10 @@ def test_app_multimodal_shows_a_map_per_word(page, app_url):
 
     open_app(page, app_url)
     choose_model(page, "multimodal-scenes")
-    own = make_questions(1, seed=SCENE_SEED_BASE).question(0)
+    first = int(page.input_value("#index"))  # the first scene the model answers right
+    own = make_questions(1, seed=SCENE_SEED_BASE + first).question(0)
     assert page.input_value("#question-select") == own
+    assert page.text_content("#prediction").endswith("\u2713")
     # a typed question; the maps are this question's, mean of heads in layer 1
     before = page.get_attribute("body", "data-drawn")
     page.fill("#question-text", "where is the red circle")
@@ -550,7 +552,7 @@ def test_app_multimodal_shows_a_map_per_word(page, app_url):
     )
     assert titles == [f"\u201c{w}\u201d" for w in words]
     model, _ = load_checkpoint(checkpoints_dir() / "multimodal-scenes")
-    x = make_questions(1, seed=SCENE_SEED_BASE).scenes.images
+    x = make_questions(1, seed=SCENE_SEED_BASE + first).scenes.images
     ids = encode(" ".join(words))[None]  # (1, L)
     trace = capture(model, (x, ids), tokens=words, key_tokens=model.patch_tokens, kind="cross")
     for i in range(len(words)):

@@ -100,7 +100,7 @@ def test_cross_attention_draws_given_weights():
 
 @pytest.mark.parametrize(
     "mask_mod",
-    [masks.causal, masks.sliding_window(5), sparse.bigbird(3, 1, 2)],
+    [masks.causal, masks.sliding_window(5), sparse.bigbird(3, 1, 2, length=24)],
     ids=["causal", "window", "bigbird"],
 )
 def test_tile_states_agree_with_the_tiled_kernels_block_map(mask_mod):

@@ -475,12 +475,14 @@
   }
 
   /* Ask /api/image for the chosen example; question: a string, or null for the scene's own. */
-  function runImage(question) {
+  function runImage(question, first) {
     var v = $("index").value.trim();
-    var body = { model: $("model").value, index: /^-?\d+$/.test(v) ? parseInt(v, 10) : v, question: question };
+    var index = first ? null : (/^-?\d+$/.test(v) ? parseInt(v, 10) : v);
+    var body = { model: $("model").value, index: index, question: question };
     writeURL();
     request("api/image", body, function (res) {
       lastImage = res;
+      $("index").value = String(res.index);
       fillSelect($("layer"), res.num_layers, "layer", true);
       fillSelect($("head"), res.num_heads, "head", true);
       if (res.kind === "multimodal") { fillQuestions(res); }
@@ -519,7 +521,7 @@
     $("gen-stepper").hidden = true;
     clear($("gen-tokens"));
     $("layer").value = "0";
-    if (isImage()) { $("question-text").value = ""; runImage(null); } else { run(); }
+    if (isImage()) { $("question-text").value = ""; runImage(null, kind() === "multimodal"); } else { run(); }
   }
 
   document.addEventListener("DOMContentLoaded", function () {
