@@ -29,7 +29,9 @@ from explore_attention.attention.core import index_grids
 
 B, H, HKV, D = 2, 4, 2, 8
 SHAPES = [(300, 300), (77, 300), (300, 345)]  # (Lq, Lk)
-BACKENDS = ["reference", "sdpa", "tiled", "flex", "auto"]
+# "flex" runs in tests/test_conformance_flex.py (eager FlexAttention is slow: its own file lets
+# `make test`'s two workers share the matrix)
+BACKENDS = ["reference", "sdpa", "tiled", "auto"]
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -298,10 +300,5 @@ def test_backend_matches_reference_forward_and_backward(case, build, backend, Lq
     if impl is not None and score_mod is not None and not impl.supports_score_mod:
         with pytest.raises(ValueError, match=f"backend='{backend}' cannot apply a score_mod"):
             _run(backend, build, Lq, Lk, device, grad=False)
-        return
-    if backend == "flex":  # eager FlexAttention: forward only, and it says so for backward
-        _assert_same(_run(backend, build, Lq, Lk, device, grad=False), want[:1], torch.float64)
-        with pytest.raises(ValueError, match=r"backend='flex'.*no backward pass"):
-            _run(backend, build, Lq, Lk, device, grad=True)
         return
     _assert_same(_run(backend, build, Lq, Lk, device, grad=True), want, torch.float64)

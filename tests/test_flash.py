@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention import attend, masks, sparse
 from explore_attention.attention.flash import flash_attention, flash_backward, flash_forward
 
-F64 = {"atol": 1e-10, "rtol": 1e-7}
+F64 = TOL[torch.float64]
 MASKS = {
     "none": None,
     "causal": masks.causal,

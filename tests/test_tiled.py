@@ -186,7 +186,9 @@ def test_mask_with_state_the_cache_cannot_see_is_not_cached():
     attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False)
     mm.n = 280  # the last key tile, empty before, is live now
     out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
-    assert_close(out, attend(q, k, v, mask_mod=mm, backend="reference").output, **TOL[torch.float64])
+    assert_close(
+        out, attend(q, k, v, mask_mod=mm, backend="reference").output, **TOL[torch.float64]
+    )
 
 
 def test_multihead_float_key_padding_mask_on_tiles_without_grad():
