@@ -253,9 +253,12 @@ class LuongLocalAttention(LuongAttention):
     :math:`p_t` is real, :math:`s` an integer with :math:`|s - p_t| \le D`.
 
     Args:
-        query_dim, key_dim, score, hidden_dim: as in :class:`LuongAttention`.
+        query_dim: size of the decoder state, as in :class:`LuongAttention`.
+        key_dim: size of the annotations, as in :class:`LuongAttention`.
+        score: ``"dot"``, ``"general"`` or ``"concat"``, as in :class:`LuongAttention`.
         window: the whole band ``2D + 1`` (``D = window // 2``); local-p needs ``D >= 1``.
         alignment: ``"monotonic"`` (local-m) or ``"predictive"`` (local-p).
+        hidden_dim: the concat score's hidden size, as in :class:`LuongAttention`.
         position_dim: rows of :math:`W_p` (local-p only), default ``query_dim``.
     """
 
