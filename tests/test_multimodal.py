@@ -187,3 +187,32 @@ def test_locate_loss_is_the_squared_error_at_named_words() -> None:
     assert with_aux > plain
     with pytest.raises(ValueError, match="locate=True"):
         _model()(q.scenes.images, q.ids, centres=centres)
+
+
+def test_grounding_layers_selects_the_hops() -> None:
+    """``grounding(layers=[k])`` scores hop k's own cross-attention (recomputed here from the
+    weights by hand); different hops give different scores; bad hop indices raise ValueError
+    (they raised IndexError / a torch.stack error, or silently read from the end for -1)."""
+    from explore_attention.data.scenes import patch_masks
+
+    m = _model(text_layers=3)
+    q = make_questions(40, seed=8)
+    hops = m(q.scenes.images, q.ids, return_weights=True).attentions["cross"]
+    pm = patch_masks(q.scenes.masks, 4)  # (N, K, patches)
+    rows = torch.arange(40)[:, None]
+    target = pm[rows, q.referents]  # (N, 2, patches)
+
+    def by_hand(chosen: list[int]) -> float:
+        att = torch.stack([hops[k] for k in chosen]).mean(dim=(0, 2))  # (N, L, patches)
+        best = att[rows, q.noun_positions].argmax(-1, keepdim=True)  # (N, 2, 1)
+        return target.gather(-1, best).squeeze(-1)[q.named].float().mean().item()
+
+    scores = {}
+    for chosen in ([0], [1], [2], [0, 2], None):
+        got = grounding(m, q, layers=chosen)["grounding"]
+        assert got == pytest.approx(by_hand(chosen or [0, 1, 2])), chosen
+        scores[str(chosen)] = got
+    assert len(set(scores.values())) > 1, scores  # the hops really differ
+    for bad in ([3], [-1], [], [True], [0.5]):
+        with pytest.raises(ValueError, match="layers must be"):
+            grounding(m, q, layers=bad)

@@ -209,6 +209,9 @@ def grounding(
 ) -> dict[str, float]:
     """Grounding accuracy of shape words vs chance (see the module docstring).
 
+    ``layers``: the cross-attention hops (0-based, ``0 .. text_layers - 1``) whose weights are
+    averaged; None = all of them. Anything else raises ``ValueError``.
+
     Returns ``{"grounding": hit rate, "grounding_chance": expected hit rate of a uniformly random
     patch, "answer_accuracy": fraction of questions answered right}``.
     """
@@ -217,7 +220,14 @@ def grounding(
     out = model(batch.scenes.images, batch.ids, return_weights=True)
     model.train(was)
     logits, hops = out.logits, out.attentions["cross"]
-    chosen = range(len(hops)) if layers is None else layers
+    chosen = range(len(hops)) if layers is None else list(layers)
+    if not chosen or any(
+        isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(hops) for i in chosen
+    ):
+        raise ValueError(
+            f"layers must be a non-empty list of hop indices in [0, {len(hops)}) "
+            f"(the model has {len(hops)} cross-attention hops), got {layers!r}"
+        )
     cross = torch.stack([hops[i] for i in chosen]).mean(dim=(0, 2))  # (N, L, patches)
     pm = patch_masks(batch.scenes.masks, model.config.patch_size)  # (N, K, patches)
     rows = torch.arange(len(batch.ids))[:, None]  # (N, 1)
