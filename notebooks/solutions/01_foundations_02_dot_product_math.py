@@ -27,15 +27,23 @@ def exercise_1() -> float:
 
 
 def exercise_2() -> None:
-    """A larger scale sharpens: the best key's weight is larger at 4 than at 0.25. No finite scale
-    gives equal weights (the scores differ); only scale -> 0 approaches 1/4 each."""
+    """A larger scale sharpens: the best key's weight is larger at 4 than at 0.25. No positive
+    scale gives exactly equal weights (the scores differ); only scale -> 0 approaches 1/4 each
+    (scale 0 would erase the scores altogether, and the knob refuses it)."""
     from explore_attention.viz import knobs
 
     hot, cold = knobs.temperature_weights(4.0), knobs.temperature_weights(0.25)
     assert hot.max() > cold.max() and hot.argmax() == cold.argmax() == 0
     tiny = knobs.temperature_weights(1e-6)
     assert_close(tiny, torch.full((4,), 0.25, dtype=tiny.dtype), atol=1e-5, rtol=0)
-    assert len(set(knobs.temperature_weights(1e-3).tolist())) == 4  # still not exactly equal
+    for scale in (1e-3, 0.25, 1.0, 4.0):  # distinct scores -> distinct weights at every scale
+        assert len(set(knobs.temperature_weights(scale).tolist())) == 4
+    try:
+        knobs.temperature_weights(0.0)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("scale 0 should be refused")
 
 
 def exercise_3() -> None:

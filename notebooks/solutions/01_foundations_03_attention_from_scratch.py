@@ -22,15 +22,32 @@ def attention(q, k, v, mask=None):
 
 
 def exercise_1() -> tuple[float, float]:
-    """Scaling x by 3 scales every score by 9: the softmax sharpens towards the largest score,
-    a token's own (its squared norm), so the diagonal weight grows."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 1, 11, 32, generator=g, dtype=torch.float64)
+    """On the notebook's MiniLM embeddings, scaling x by 3 scales every score by 9: the softmax
+    sharpens towards the largest scores, a token's own (its squared norm) and its identical
+    copies' (the same score), so the weight on itself and its copies grows towards 1. The
+    diagonal alone cannot pass 1/n for a word that occurs n times: its copies score exactly as
+    high, so the weight splits evenly between them ("the" occurs 3 times: at most 1/3)."""
+    from transformers.utils import logging as hf_logging
+
+    from explore_attention.inspect import load_model
+
+    hf_logging.disable_progress_bar()
+    model, tokenizer = load_model()
+    sentence = "The cat sat on the mat because the cat was tired"
+    ids = tokenizer(sentence, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
+    with torch.no_grad():
+        emb = model.embeddings.word_embeddings(ids)
+        x = model.embeddings.LayerNorm(emb)[:, None].double()  # (1, 1, L, 384)
+    same = torch.tensor([[a == b for b in tokens] for a in tokens])  # (L, L)
     _, w1 = attention(x, x, x)
     _, w3 = attention(3 * x, 3 * x, 3 * x)
-    before = w1[0, 0].diagonal().mean().item()
-    after = w3[0, 0].diagonal().mean().item()
-    assert after > before
+    before = (w1[0, 0] * same).sum(-1).mean().item()
+    after = (w3[0, 0] * same).sum(-1).mean().item()
+    assert after > before > 0.9, (before, after)
+    the = tokens.index("the")
+    assert tokens.count("the") == 3
+    assert w1[0, 0, the, the] < w3[0, 0, the, the] <= 1 / 3 + 1e-9
     return before, after
 
 

@@ -27,21 +27,22 @@ def _model():
     return load_model()
 
 
-def _previous_weight(a: torch.Tensor) -> torch.Tensor:
-    """Mean weight on the previous token: a (layers, heads, L, L) -> (layers, heads)."""
-    i = torch.arange(1, a.shape[-1])
-    return a[..., i, i - 1].mean(-1)
+def _previous_token(text: str) -> torch.Tensor:
+    """The library classifier's ``previous_token`` score, (layers, heads), on ``text``."""
+    from explore_attention.inspect import capture, classify_heads
+
+    model, tok = _model()
+    return classify_heads(capture(model, text, tok)).scores["previous_token"]
 
 
 def exercise_1() -> tuple[int, float]:
-    from explore_attention.inspect import capture
-
-    model, tok = _model()
-    prev = sum(_previous_weight(capture(model, s, tok).attentions) for s in SENTENCES)
+    """The layer-0 previous-token head keeps its job on unseen text: far above 1/L."""
+    prev = sum(_previous_token(s) for s in SENTENCES) / len(SENTENCES)  # (layers, heads)
     head = int(prev[0].argmax())
-    new = capture(model, "Cats chase mice across the old wooden floor at night", tok)
-    share = _previous_weight(new.attentions)[0, head].item()
-    L = new.attentions.shape[-1]
+    text = "Cats chase mice across the old wooden floor at night"
+    share = _previous_token(text)[0, head].item()
+    _, tok = _model()
+    L = len(tok(text)["input_ids"])  # tokens with [CLS] and [SEP]
     assert share > 3 / L, (share, L)  # far above a uniform share
     return head, share
 
@@ -77,5 +78,9 @@ def exercise_3() -> tuple[int, int]:
     a = capture(model, SENTENCES[0], tok).attentions  # (layers, heads, L, L)
     h = normalised_entropy(a).mean(-1)  # (layers, heads)
     assert bool(((h >= 0) & (h <= 1 + 1e-6)).all())
+    from explore_attention.inspect import classify_heads
+
+    trace = capture(model, SENTENCES[0], tok)
+    assert_close(h, classify_heads(trace).scores["broad"])  # the library's broad score
     layer, head = divmod(int(h.argmax()), h.shape[1])
     return layer, head
