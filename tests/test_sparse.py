@@ -18,7 +18,7 @@ from explore_attention.attention import attend, masks, sparse
 
 def sets_strided(
     L, l
-):  # Child et al. 2019 §4.2: A1 = {t..i}, t = max(0, i-l); A2 = {(i-j) % l == 0}
+):  # Child et al. 2019 §4.3: A1 = {t..i}, t = max(0, i-l); A2 = {(i-j) % l == 0}
     return [
         {j for j in range(max(0, i - l), i + 1)} | {j for j in range(i + 1) if (i - j) % l == 0}
         for i in range(L)
