@@ -70,13 +70,25 @@ bench: setup
 	$(BIN)/python -m benchmarks.accuracy_core
 	$(BIN)/python -m benchmarks.gpt_nanogpt --steps 1000 --threads 1
 
-# The measured results the docs quote → docs/results/: translation by length and attention vs RNN
-# (shipped checkpoints, minutes), and a GPT with GPT-2's BPE trained here (~20 min on 2 cores).
+# The measured results the docs quote → docs/results/: translation by length, attention vs RNN
+# and the recall controls (shipped checkpoints, minutes); then every trained model of
+# src/explore_attention/checkpoints/ this round added, retrained into runs/ with the command its
+# README names (~45 CPU-minutes in all; compare runs/*/ with the shipped folders).
 results: setup
 	$(BIN)/python -m explore_attention.tasks.translation_report --out docs/results/
 	$(BIN)/python -m explore_attention.tasks.compare --out docs/results/
-	OMP_NUM_THREADS=1 $(BIN)/python -m explore_attention.tasks.gpt gpt-bpe --out runs/gpt-pydoc-bpe --overwrite
+	$(BIN)/python -m explore_attention.tasks.compare --recall-controls --out docs/results/
+	OMP_NUM_THREADS=1 $(BIN)/python -m explore_attention.tasks.gpt gpt-bpe --steps 500 --out runs/gpt-pydoc-bpe --overwrite
 	cp runs/gpt-pydoc-bpe/README.md docs/results/gpt_pydoc_bpe.md
+	OMP_NUM_THREADS=1 $(BIN)/python -m explore_attention.tasks.hf_models llama-pydoc --out runs/llama-pydoc --overwrite
+	OMP_NUM_THREADS=1 $(BIN)/python -m explore_attention.tasks.hf_models t5-numbers-de --steps 600 --out runs/t5-numbers-de --overwrite
+	for a in dense sliding linear; do \
+	  $(BIN)/explore-attention train gpt-char --steps 1500 --batch-size 16 --eval-every 500 \
+	    -o num_layers=2 -o num_heads=4 -o d_model=64 -o max_len=128 -o attention=$$a -o window=16 \
+	    --out runs/gpt-char-$$a --overwrite; done
+	$(BIN)/explore-attention train multimodal-scenes --steps 3000 --eval-every 500 \
+	  -o num_train=20000 -o locate=True -o text_layers=3 --out runs/multimodal-scenes --overwrite
+	$(BIN)/python -m explore_attention.tasks.multimodal --checkpoint runs/multimodal-scenes
 
 # The site executes every notebook (short runs) and the papers' reproductions while it builds.
 DOCS_ENV := $(TEST_ENV) NO_MKDOCS_2_WARNING=1

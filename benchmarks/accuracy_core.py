@@ -156,7 +156,8 @@ def mha_errors(dtype: torch.dtype) -> dict[str, float]:
         )
         kv = xs[0] if cs[0] is None else cs[0]
         r_out, r_w = ref(xs[0], kv, kv, key_padding_mask=pad, average_attn_weights=False)
-        o_out, o_w = ours(xs[1], cs[1], key_padding_mask=pad)
+        res = ours(xs[1], cs[1], key_padding_mask=pad)
+        o_out, o_w = res.output, res.weights
         note("forward", o_out, r_out)
         note("forward", o_w, r_w)
         cot = torch.randn(r_out.shape, generator=torch.Generator().manual_seed(5)).to(dtype)

@@ -74,6 +74,25 @@ def _targets(res: dict) -> list[tuple[str, str, str]]:
             verdict(None if r is None else r <= 0.2),
         )
     )
+    for kind, label in (("window", "sliding_window(256)"), ("longformer", "longformer(256, [0])")):
+        name = next((x["method"] for x in rows if x["method"].startswith(f"auto_{kind}")), None)
+        r = ratio(name, "sdpa_causal", 16384) if name else None
+        out.append(
+            (
+                f"`attend(mask_mod={label}, return_weights=False)`, default backend, time / "
+                "causal SDPA at L=16384 ≤ 0.15",
+                "—" if r is None else f"{r:.3f}×",
+                verdict(None if r is None else r <= 0.15),
+            )
+        )
+    r = ratio("tiled_causal", "sdpa_causal", 4096)
+    out.append(
+        (
+            "`tiled` causal time / causal SDPA at L=4096 ≤ 1.25 (default allocator)",
+            "—" if r is None else f"{r:.2f}×",
+            verdict(None if r is None else r <= 1.25),
+        )
+    )
     lengths = sorted({x["L"] for x in rows if x["method"] == "linear_causal"})
     wins = [(L, ratio("linear_causal", "sdpa_causal", L)) for L in lengths]
     wins = [(L, r) for L, r in wins if r is not None]
@@ -128,6 +147,15 @@ def _malloc_line(env: dict) -> str:
         return (
             f"`MALLOC_MMAP_THRESHOLD_={env.get('MALLOC_MMAP_THRESHOLD_')}`, "
             f"`MALLOC_TRIM_THRESHOLD_={env.get('MALLOC_TRIM_THRESHOLD_')}` (glibc malloc fixed)."
+        )
+    if env.get("timing_allocator") == "default":
+        mem = env["memory_malloc"]
+        return (
+            "Timings use the default allocator (the process has not called `mallopt`, as a "
+            "user's plain Python process); peak memory is measured afterwards, with glibc's mmap "
+            f"threshold at {mem['mmap_threshold'] // 1024} KiB and trim threshold "
+            f"{mem['trim_threshold'] // 1024} KiB, so freed blocks leave the process and the "
+            "peak counts only that call."
         )
     if not env.get("malloc_fixed"):
         return "glibc `mallopt` unavailable: the platform's allocator defaults."

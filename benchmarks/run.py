@@ -4,15 +4,13 @@ For L = 256 … 16384 (32768 for the O(L) mechanisms), batch 1, 8 heads, head di
 on the threads ``OMP_NUM_THREADS`` gives (``make bench`` sets 2), it records per method:
 
 * **time**: median of repeated calls after one warm-up call (up to 5 repeats, fewer once a
-  call takes more than a second);
-* **peak memory**: the rise of the process's peak resident set size (``VmHWM`` in
-  ``/proc/self/status``, reset through ``/proc/self/clear_refs``) during the warm-up call, above
-  the resident size before it — real bytes touched, whoever allocates them;
-* **the allocator**, fixed per phase with glibc's ``mallopt``: during the warm-up call blocks
-  over 64 KiB are mmap'd and returned at ``free`` (:data:`MEMORY_MALLOC`), so the peak counts
-  only that call; during the timed calls nothing is mmap'd and freed blocks stay in the heap for
-  reuse (:data:`TIMING_MALLOC`), as in any steady loop — otherwise every large temporary of a
-  pure-PyTorch kernel pays fresh page faults that a fused C++ kernel never sees;
+  call takes more than a second), with the **default allocator**, as a user's plain Python
+  process runs it: every case is timed before the process ever calls ``mallopt``;
+* **peak memory**, in a second pass after all timings: the rise of the process's peak resident
+  set size (``VmHWM`` in ``/proc/self/status``, reset through ``/proc/self/clear_refs``) during
+  one more call, above the resident size before it — real bytes touched, whoever allocates
+  them. For this pass glibc's ``mallopt`` mmaps blocks over 64 KiB and returns them at ``free``
+  (:data:`MEMORY_MALLOC`), so the peak counts only that call;
 * **error**: max |Δ| against SDPA for exact methods; for approximations RMS(approx − exact) /
   RMS(v) against the exact attention they approximate (Performer vs SDPA; LSH vs exact
   shared-QK) — relative to the values' scale, since exact outputs of random inputs are near 0.
@@ -39,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from explore_attention.attention import attend, linear, lsh, masks, tiled
+from explore_attention.attention import attend, linear, lsh, masks, sparse, tiled
 
 from .report import write_report
 
@@ -48,11 +46,11 @@ B, H, D = 1, 8, 64
 WINDOW = 256
 PERFORMER_FEATURES = 256
 LSH_HASHES, LSH_BUCKET = 2, 64
+TIMING_SHARE = 0.8  # of --budget-s for the timings; the rest for the peak-memory pass
 REFERENCE_MAX_L = 4096  # the reference backend materialises (B, H, L, L) several times
 # glibc mallopt parameters and the two settings (bytes; mmap_max = how many blocks may be mmap'd)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 MEMORY_MALLOC = {"mmap_threshold": 64 * 1024, "trim_threshold": 128 * 1024, "mmap_max": 65536}
-TIMING_MALLOC = {"mmap_threshold": 32 * 1024 * 1024, "trim_threshold": 2**30, "mmap_max": 0}
 
 
 def _set_malloc(mmap_threshold: int, trim_threshold: int, mmap_max: int) -> bool:
@@ -92,15 +90,10 @@ def _reset_peak() -> bool:
 
 
 def measure(fn: Callable[[], torch.Tensor], max_repeats: int = 5) -> dict:
-    """Warm-up call (peak memory measured on it), then the median time of repeats."""
-    _set_malloc(**MEMORY_MALLOC)
-    can_reset = _reset_peak()
-    before = _rss_kib("VmRSS")
+    """Warm-up call, then the median time of repeats (the allocator as the process has it)."""
     t0 = time.perf_counter()
     out = fn()
     first = time.perf_counter() - t0
-    peak = _rss_kib("VmHWM") if can_reset else None
-    _set_malloc(**TIMING_MALLOC)
     times = []
     budget = max(1.0, first)
     spent = 0.0
@@ -113,14 +106,24 @@ def measure(fn: Callable[[], torch.Tensor], max_repeats: int = 5) -> dict:
         spent += times[-1]
         if times[-1] > 1.0 and len(times) >= 3:
             break
-    _set_malloc(**MEMORY_MALLOC)
     return {
         "time_s": statistics.median(times),
         "repeats": len(times),
         "first_call_s": first,
-        "peak_mib": None if peak is None else max(0, peak - before) / 1024,
         "out": out,
     }
+
+
+def peak_mib(fn: Callable[[], torch.Tensor]) -> float | None:
+    """Rise of the peak resident set during one call, freed blocks returned to the OS."""
+    _set_malloc(**MEMORY_MALLOC)
+    if not _reset_peak():
+        return None
+    before = _rss_kib("VmRSS")
+    out = fn()
+    peak = _rss_kib("VmHWM")
+    del out
+    return max(0, peak - before) / 1024
 
 
 def inputs(L: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -131,6 +134,7 @@ def inputs(L: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 def methods(quick: bool) -> dict[str, dict]:
     """name → how to run it at length L, and the lengths to try."""
     sw = masks.sliding_window(WINDOW)
+    lf = sparse.longformer(WINDOW, [0])
     short = [256, 512, 1024] if quick else [256, 512, 1024, 2048, 4096, 8192, 16384]
     long = [*short, 2048, 4096] if quick else [*short, 32768]
     ng = {"return_weights": False}
@@ -171,10 +175,30 @@ def methods(quick: bool) -> dict[str, dict]:
             "lengths": short,
             "vs": "sdpa_causal",
         },
+        "auto_causal": {
+            "fn": lambda q, k, v: attend(q, k, v, mask_mod=masks.causal, **ng).output,
+            "lengths": short,
+            "vs": "sdpa_causal",
+        },
         f"tiled_window{WINDOW}": {
             "fn": lambda q, k, v: attend(q, k, v, mask_mod=sw, backend="tiled", **ng).output,
             "lengths": long,
             "block_map": sw,
+        },
+        f"auto_window{WINDOW}": {
+            "fn": lambda q, k, v: attend(q, k, v, mask_mod=sw, **ng).output,
+            "lengths": long,
+            "block_map": sw,
+        },
+        f"tiled_longformer{WINDOW}": {
+            "fn": lambda q, k, v: attend(q, k, v, mask_mod=lf, backend="tiled", **ng).output,
+            "lengths": long,
+            "block_map": lf,
+        },
+        f"auto_longformer{WINDOW}": {
+            "fn": lambda q, k, v: attend(q, k, v, mask_mod=lf, **ng).output,
+            "lengths": long,
+            "block_map": lf,
         },
         "linear": {"fn": lambda q, k, v: linear.linear_attention(q, k, v).output, "lengths": long},
         "linear_causal": {
@@ -217,6 +241,8 @@ def run(quick: bool, max_call_s: float, budget_s: float) -> dict:
     window = f"tiled_window{WINDOW}"
     priority = [("sdpa", 4096), ("auto", 4096), ("tiled", 4096), ("reference", 4096)]
     priority += [("sdpa_causal", 16384), (window, 16384)]
+    priority += [(f"auto_window{WINDOW}", 16384), (f"auto_longformer{WINDOW}", 16384)]
+    priority += [("sdpa_causal", 4096), ("tiled_causal", 4096)]
     priority += [(m, L) for L in (1024, 2048, 4096, 8192) for m in ("sdpa_causal", "linear_causal")]
     priority += [("linear_causal", 16384), ("linear_causal", 32768)]
     priority = [(m, L) for m, L in priority if L in specs[m]["lengths"]]
@@ -230,7 +256,7 @@ def run(quick: bool, max_call_s: float, budget_s: float) -> dict:
                 f"{name} at L={L}: a call at L={slow[name]} took more than {max_call_s:.0f} s"
             )
             continue
-        if time.perf_counter() - start > budget_s:
+        if time.perf_counter() - start > budget_s * TIMING_SHARE:
             skipped.append(f"{name} at L={L}: total time budget ({budget_s:.0f} s) spent")
             continue
         q, k, v = inputs(L)
@@ -260,6 +286,15 @@ def run(quick: bool, max_call_s: float, budget_s: float) -> dict:
         if m["time_s"] > max_call_s:
             slow[name] = min(L, slow.get(name, L))
         del out
+    # Peak memory last: mallopt changes the allocator for the rest of the process.
+    for row in tqdm(rows, desc="peak memory", unit="case"):
+        if time.perf_counter() - start > budget_s:
+            skipped.append(f"peak memory of {row['method']} at L={row['L']}: budget spent")
+            continue
+        q, k, v = inputs(row["L"])
+        with torch.no_grad():
+            fn = specs[row["method"]]["fn"]
+            row["peak_mib"] = peak_mib(lambda fn=fn, q=q, k=k, v=v: fn(q, k, v))
     skipped.append(
         f"reference above L={REFERENCE_MAX_L}: it materialises (B, H, L, L) float32 "
         f"several times ({H * 16384**2 * 4 / 2**30:.0f} GiB per copy at L=16384)"
@@ -287,9 +322,9 @@ def run(quick: bool, max_call_s: float, budget_s: float) -> dict:
             "torch_threads": torch.get_num_threads(),
             "load_average_at_start": os.getloadavg(),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "timing_allocator": "default",
             "malloc_fixed": _set_malloc(**MEMORY_MALLOC),
             "memory_malloc": MEMORY_MALLOC,
-            "timing_malloc": TIMING_MALLOC,
         },
         "methods": list(specs),
         "rows": rows,

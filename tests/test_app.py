@@ -108,7 +108,8 @@ def test_a_300_token_trace_is_under_2_5_mb(client):
             "/api/trace",
             {"text": "hi", "model": "no-such-org/no-such-model"},
             400,
-            "unknown model 'no-such-org/no-such-model': choose one of ['default', 'gpt-pydoc-char'",
+            "unknown model 'no-such-org/no-such-model': choose one of "
+            "['default', 'gpt-pydoc-bpe', 'gpt-pydoc-char'",
         ),
         ("/api/trace", {"text": "hi", "model": "/etc"}, 400, "models are chosen by name"),
         ("/api/trace", {"text": "hi", "model": 7}, 400, "model must be a model name"),
@@ -300,6 +301,51 @@ def test_neurons_and_ablation_endpoints(client):
     assert enc["kind"] == "encoder" and 0.5 < enc["cosine"] < 1.0
 
 
+def save_tiny_llama(folder):
+    """A tiny random Llama (RoPE, grouped-query attention) with a character tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    chars = ["<unk>", "<pad>", "</s>", *"abcdefghijklmnopqrstuvwxyz ,.():\n"]
+    tk = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(chars),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=1,
+        bos_token_id=None,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_a_rope_gqa_model_gets_every_view(tmp_path):
+    folder = save_tiny_llama(tmp_path / "tiny-llama")
+    c = TestClient(create_app(str(folder)), base_url=BASE)
+    text = "def f(x): return x"
+    res = c.post("/api/trace", json={"text": text, "model": "tiny-llama"}).json()
+    assert (res["kind"], res["num_heads"]) == ("causal", 4)
+    body = {"text": text, "model": "tiny-llama", "layer": 1, "head": 3, "query": 5}
+    d = c.post("/api/neurons", json=body).json()
+    assert d["q_raw"] is not None and len(d["k_raw"]) == len(res["tokens"])  # RoPE: before/after
+    res1 = c.post("/api/trace", json={"text": text, "model": "tiny-llama", "layer": 1}).json()
+    A = unpack(res1["attention"])[3, 5]
+    torch.testing.assert_close(torch.tensor(d["weights"]), A, atol=1e-4, rtol=0)
+    g = c.post("/api/generate", json={"model": "tiny-llama", "prompt": "def", "max_new_tokens": 3})
+    assert [len(s["attention"][0][0]) for s in g.json()["steps"]] == [3, 4, 5]
+    a = c.post("/api/ablate", json={"text": text, "model": "tiny-llama", "heads": [[1, 3]]})
+    assert a.status_code == 200 and a.json()["kl"] >= 0
+
+
 def test_one_lock_per_model_and_a_time_limit():
     app = create_app(time_limit=2.0)
     c = TestClient(app, base_url=BASE)
@@ -439,12 +485,26 @@ def test_multimodal_answer_equals_the_model(server_url):
             out = model(x, ids, return_weights=True)
         logits, att = out.logits, out.attentions
         cross = torch.stack([w[0] for w in att["cross"]])  # (layers, heads, L, 36)
-        got = torch.tensor(res["cross_attention"])  # (layers, heads, L, 6, 6)
-        assert got.shape == (2, 4, len(words), 6, 6)
-        torch.testing.assert_close(got, cross.reshape(2, 4, len(words), 6, 6), atol=1e-6, rtol=0)
+        got = torch.tensor(res["cross_attention"])  # (hops, heads, L, 6, 6)
+        hops = len(att["cross"])
+        assert got.shape == (hops, 4, len(words), 6, 6)
+        torch.testing.assert_close(got, cross.reshape(hops, 4, len(words), 6, 6), atol=1e-6, rtol=0)
         assert res["prediction"] == int(logits.argmax())
         if asked == own:
             assert res["labels"][res["truth"]] == ANSWERS[int(batch.answers[0])]
+
+
+def test_multimodal_first_example_is_answered_right(server_url):
+    from explore_attention.tasks.multimodal import make_questions
+
+    code, res = post(server_url + "/api/image", {"model": "multimodal-scenes", "index": None})
+    assert code == 200 and res["prediction"] == res["truth"]
+    for i in range(res["index"]):  # every earlier scene is answered wrong
+        code, r = post(server_url + "/api/image", {"model": "multimodal-scenes", "index": i})
+        assert r["prediction"] != r["truth"]
+    assert res["question"] == make_questions(
+        1, seed=images.SCENE_SEED_BASE + res["index"]
+    ).question(0)
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,7 @@ def test_app_shows_the_models_tokens_and_weights(page, app_url):
     page.hover("#tokens .ea-token[data-index='3']")
     bars = page.eval_on_selector("#view-row", "el => el.data[0].y")
     torch.testing.assert_close(torch.tensor(bars), trace.attentions[2, 5, 3], atol=2e-5, rtol=0)
+    assert "ea-hover" in page.get_attribute("#tokens .ea-token[data-index='3']", "class")
     shape = page.eval_on_selector("#view-heatmap", "el => el.layout.shapes[0]")
     assert (shape["y0"], shape["y1"]) == (2.5, 3.5)
     assert page.get_attribute(".ea-hv-query[data-index='3']", "class").count("ea-hv-hover") == 1
@@ -185,6 +186,7 @@ def test_app_shows_the_models_tokens_and_weights(page, app_url):
     assert page.dialogs == [] and page.errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "app-top.png"))
 
 
 def test_app_keyboard_and_shared_url(page, app_url):
@@ -254,6 +256,12 @@ def test_app_head_view_and_neuron_view(page, app_url):
     assert page.errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-neuron.png"), full_page=True)
+    page.locator("section", has=page.locator("#view-neuron")).screenshot(
+        path=str(ARTIFACTS / "app-neuron-view.png")
+    )
+    page.locator("section", has=page.locator("#view-head")).screenshot(
+        path=str(ARTIFACTS / "app-head-view.png")
+    )
 
 
 def test_app_model_view_click_selects(page, app_url):
@@ -284,6 +292,7 @@ def test_app_head_search_ablation_and_generation(page, app_url):
     open_app(page, app_url)
     choose_model(page, "gpt-pydoc-char")  # switching model re-runs
     assert page.text_content("#info").startswith("gpt-pydoc-char")
+    assert page.input_value("#text") == '"""Return the'  # the untouched example follows the model
     before = page.get_attribute("body", "data-drawn")
     page.fill("#text", "def f(x):\n    return x\n\ndef f(x):\n    return")
     page.click("#run")
@@ -307,18 +316,18 @@ def test_app_head_search_ablation_and_generation(page, app_url):
         f"#view-model .ea-cell-off[data-layer='{layer}'][data-head='{head}']"
     )
     # watch it write: step through the generation
-    page.fill("#text", "def add(a, b):\n    return")
-    page.fill("#gen-max", "8")
+    page.fill("#text", '"""Return the')
+    page.fill("#gen-max", "16")
     page.click("#generate")
     page.wait_for_function("document.body.getAttribute('data-generated')", timeout=60_000)
-    assert page.text_content("#gen-label").startswith("step 1 of 8: wrote")
+    assert page.text_content("#gen-label").startswith("step 1 of 16: wrote")
     page.click("#gen-next")
     page.click("#gen-next")
     assert page.get_attribute("body", "data-gen-step") == "2"
     body = {
         "model": "gpt-pydoc-char",
-        "prompt": "def add(a, b):\n    return",
-        "max_new_tokens": 8,
+        "prompt": '"""Return the',
+        "max_new_tokens": 16,
         "temperature": 0,
     }
     code, g = post(app_url + "api/generate", body)
@@ -330,14 +339,16 @@ def test_app_head_search_ablation_and_generation(page, app_url):
     toks = page.eval_on_selector_all("#gen-tokens .ea-token", "s => s.map(e => e.textContent)")
     assert len(toks) == len(g["prompt_tokens"]) + 3
     assert page.get_attribute("#gen-tokens .ea-new", "data-index") == str(len(toks) - 1)
+    assert len(page.query_selector_all("#gen-tokens .ea-generated")) == 3
     page.click("#gen-prev")
     assert page.get_attribute("body", "data-gen-step") == "1"
     page.click("#gen-play")
-    page.wait_for_function("document.body.getAttribute('data-gen-step') === '7'", timeout=20_000)
+    page.wait_for_function("document.body.getAttribute('data-gen-step') === '15'", timeout=30_000)
     assert page.text_content("#gen-play") == "play"  # stopped at the end
     assert page.errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-generate.png"), full_page=True)
+    page.locator("#gen-section").screenshot(path=str(ARTIFACTS / "app-generate-view.png"))
 
 
 def test_app_fits_800_px_and_wraps_long_token_strips(browser, app_url):
@@ -522,8 +533,10 @@ def test_app_multimodal_shows_a_map_per_word(page, app_url):
 
     open_app(page, app_url)
     choose_model(page, "multimodal-scenes")
-    own = make_questions(1, seed=SCENE_SEED_BASE).question(0)
+    first = int(page.input_value("#index"))  # the first scene the model answers right
+    own = make_questions(1, seed=SCENE_SEED_BASE + first).question(0)
     assert page.input_value("#question-select") == own
+    assert page.text_content("#prediction").endswith("\u2713")
     # a typed question; the maps are this question's, mean of heads in layer 1
     before = page.get_attribute("body", "data-drawn")
     page.fill("#question-text", "where is the red circle")
@@ -539,7 +552,7 @@ def test_app_multimodal_shows_a_map_per_word(page, app_url):
     )
     assert titles == [f"\u201c{w}\u201d" for w in words]
     model, _ = load_checkpoint(checkpoints_dir() / "multimodal-scenes")
-    x = make_questions(1, seed=SCENE_SEED_BASE).scenes.images
+    x = make_questions(1, seed=SCENE_SEED_BASE + first).scenes.images
     ids = encode(" ".join(words))[None]  # (1, L)
     trace = capture(model, (x, ids), tokens=words, key_tokens=model.patch_tokens, kind="cross")
     for i in range(len(words)):

@@ -21,8 +21,10 @@ from explore_attention.train import load_checkpoint
 
 CKPT = Path(__file__).parents[1] / "src/explore_attention/checkpoints"
 REFERENCE = Path(__file__).parent / "data/checkpoint_outputs.safetensors"
-NAMES = sorted(
-    p.parent.name for p in CKPT.glob("*/config.json") if p.parent.name != "gpt-pydoc-char"
+NAMES = sorted(  # our checkpoint format; Hugging Face folders (a "model_type") are tested apart
+    p.parent.name
+    for p in CKPT.glob("*/config.json")
+    if "model_type" not in json.loads(p.read_text())
 )
 
 

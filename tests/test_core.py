@@ -121,7 +121,7 @@ def test_sliding_window_matches_sdpa(backend, dtype, window, causal):
     L = 15
     q, k, v = qkv(Lq=L, D=3, dtype=dtype)
     d = torch.arange(L)[:, None] - torch.arange(L)[None, :]  # i - j
-    mask = ((d >= 0) & (d < window)) if causal else (d.abs() <= window)
+    mask = ((d >= 0) & (d < window)) if causal else (d.abs() <= window // 2)
     assert_matches(backend, q, k, v, masks.sliding_window(window, causal=causal), mask)
 
 
@@ -465,3 +465,88 @@ def test_mixed_dtypes_devices_and_options():
         attend(q, k, v, scale="1")
     with pytest.raises(TypeError, match="score_mod must be a callable"):
         attend(q, k, v, score_mod=3)
+
+
+# --------------------------------------------------------------------------- issue 11
+
+
+@pytest.mark.parametrize("backend", ["reference", "sdpa", "tiled", "auto"])
+def test_no_keys_gives_zeros_on_every_backend(backend):
+    """Lk = 0: every row is empty, output 0 (old code: the reference crashed in amax)."""
+    q, k, v = qkv(B=2, H=2, Lq=3, Lk=1, D=4)
+    k, v = k[:, :, :0], v[:, :, :0]  # (B, H, 0, D)
+    res = attend(q, k, v, backend=backend, return_weights=backend == "reference")
+    assert torch.equal(res.output, torch.zeros(2, 2, 3, 4, dtype=q.dtype))
+    if backend == "reference":
+        assert res.weights.shape == (2, 2, 3, 0)
+
+
+def test_dropout_is_applied_whenever_positive_and_weights_are_the_applied_ones():
+    """attend knows no training mode: dropout_p > 0 drops, also under no_grad (a module passes
+    0.0 in eval). The weights returned are the ones applied. ``auto`` with a score_mod and
+    dropout runs the reference backend (old code sent it to tiled, which refuses dropout)."""
+    q, k, v = qkv(B=1, H=2, Lq=40, D=8)
+    with torch.no_grad():
+        res = attend(q, k, v, dropout_p=0.5)
+    plain = attend(q, k, v)
+    assert (res.weights == 0).any() and not (plain.weights == 0).any()
+    torch.testing.assert_close(res.output, res.weights @ v, **TOL[q.dtype])
+    kept = res.weights != 0
+    torch.testing.assert_close(res.weights[kept], 2 * plain.weights[kept], **TOL[q.dtype])
+    torch.manual_seed(0)
+    out = attend(q, k, v, dropout_p=0.3, score_mod=lambda s, b, h, i, j: s, return_weights=False)
+    assert out.output.shape == q.shape
+    with pytest.raises(ValueError, match="backend='tiled' does not support dropout_p"):
+        attend(q, k, v, dropout_p=0.3, backend="tiled", return_weights=False)
+
+
+def test_weights_budget_refuses_before_allocating():
+    """The default call at L = 16384, 8 heads would need 8 GiB of weights: a ValueError names
+    the shape, the GiB and the way out, instead of the allocator dying (old code)."""
+    from explore_attention.attention import core
+
+    q = torch.zeros(1, 8, 16384, 64)  # 32 MiB; the weights would be 8 GiB
+    with pytest.raises(
+        ValueError, match=r"\(1, 8, 16384, 16384\).*8\.00 GiB.*return_weights=False"
+    ):
+        attend(q, q, q, mask_mod=masks.causal)
+    before = core.weights_budget()
+    try:
+        core.set_weights_budget(1e-6)  # ~1 KiB
+        small = torch.zeros(1, 1, 20, 20)
+        with pytest.raises(ValueError, match="budget"):
+            attend(small, small, small)
+        out = attend(small, small, small, return_weights=False)  # the way out works
+        assert out.weights is None
+    finally:
+        core.set_weights_budget(before)
+    with pytest.raises(ValueError, match="gib must be a positive number"):
+        core.set_weights_budget(0)
+
+
+def test_auto_looks_at_the_mask():
+    from explore_attention.attention import core, sparse
+
+    def choose(L, mask_mod=None, score_mod=None, return_weights=False, dropout_p=0.0, Lk=None):
+        q = torch.zeros(1, 2, L, 8)
+        k = torch.zeros(1, 2, Lk or L, 8)
+        return core.choose_backend(q, k, mask_mod, score_mod, dropout_p, return_weights)
+
+    assert choose(2048, masks.causal, return_weights=True) == "reference"
+    assert choose(2048, masks.causal) == "sdpa"  # SDPA's causal fast path
+    assert choose(2048) == "sdpa"
+    assert choose(2048, masks.sliding_window(256)) == "tiled"  # few live tiles
+    assert choose(2048, sparse.longformer(256, [0])) == "tiled"
+    dense = masks.from_bool(
+        torch.rand(2048, 2048, generator=torch.Generator().manual_seed(0)) > 0.1
+    )
+    assert choose(2048, dense) == "sdpa"  # every tile live: SDPA with the lowered mask
+    assert choose(256, masks.sliding_window(16)) == "sdpa"  # too few tiles to bother
+    assert choose(2048, masks.sliding_window(256), dropout_p=0.1) == "sdpa"
+    assert choose(2048, score_mod=lambda s, b, h, i, j: s) == "tiled"
+    assert choose(2048, score_mod=lambda s, b, h, i, j: s, dropout_p=0.1) == "reference"
+    # and the answer is the same whichever it picks
+    q, k, v = qkv(B=1, H=2, Lq=700, D=8, dtype=torch.float64)
+    for mm in (masks.sliding_window(64), masks.causal):
+        fast = attend(q, k, v, mask_mod=mm, return_weights=False).output
+        torch.testing.assert_close(fast, attend(q, k, v, mask_mod=mm).output, **TOL[q.dtype])

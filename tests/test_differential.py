@@ -140,5 +140,5 @@ def test_lam_shape_is_checked_and_per_head_lam_is_applied_per_head():
     res = differential_attention(q1, k1, q2, k2, v, lam.view(1, 3, 1, 1))
     for h in range(3):
         out, w = diff_formula(q1[:, h], k1[:, h], q2[:, h], k2[:, h], v[:, h], float(lam[h]))
-        assert_close(res.output[:, h], out, **F64)
-        assert_close(res.weights[:, h], w, **F64)
+        assert_close(res.output[:, h], out, **TOL[torch.float64])
+        assert_close(res.weights[:, h], w, **TOL[torch.float64])

@@ -64,3 +64,17 @@ def test_on_config_quiets_the_kernels(monkeypatch):
     assert clean_outputs.on_config(config) is config
     assert os.environ["TQDM_DISABLE"] == "1"
     assert os.environ["EXPLORE_ATTENTION_STATIC"] == "1"
+
+
+def test_notebook_links_point_to_the_site_pages():
+    html = (
+        '<a href="../02_types/03_multihead_and_gqa.ipynb">nb</a> '
+        '<a href="../../docs/notation.md#heads">notation</a> '
+        '<a href="../solutions/01_foundations_01_why_attention.py">solutions</a> '
+        '<a href="https://arxiv.org/abs/1409.0473">paper</a> <a href="#summary">up</a>'
+    )
+    out = clean_outputs.clean_notebook_html(html)
+    assert 'href="../02_types/03_multihead_and_gqa.html"' in out
+    assert 'href="../../notation.html#heads"' in out
+    assert 'href="../solutions/01_foundations_01_why_attention.py"' in out
+    assert 'href="https://arxiv.org/abs/1409.0473"' in out and 'href="#summary"' in out

@@ -115,9 +115,9 @@ def test_shipped_induction_model_has_previous_token_then_induction_heads():
 
     model, _ = load_checkpoint(checkpoints_dir() / "induction-2l")
     g = torch.Generator().manual_seed(1)
-    x = repeated_tokens(1, 16, model.cfg.vocab_size, generator=g)  # (1, 32)
+    x = repeated_tokens(1, 16, model.config.vocab_size, generator=g)  # (1, 32)
     if len(set(x[0, :16].tolist())) < 16:  # keep the reference's targets the only copies
-        x = torch.cat([torch.randperm(model.cfg.vocab_size, generator=g)[:16]] * 2)[None]
+        x = torch.cat([torch.randperm(model.config.vocab_size, generator=g)[:16]] * 2)[None]
     toks = [str(t) for t in x[0].tolist()]
     trace = capture(model, x, tokens=toks)
     ht = classify_heads(trace)

@@ -80,3 +80,24 @@ def test_shipped_checkpoint_has_induction_heads() -> None:
     fig = plot_induction(ind, prev, title="induction-2l")
     assert fig.axes[0].get_title() == "induction score" and fig.axes[0].get_xlabel() == "head"
     assert (SHIPPED / "README.md").is_file()
+
+
+def test_command_writes_checkpoint_and_readme(tmp_path, one_thread, capsys) -> None:
+    """``python -m explore_attention.tasks.induction``: a loadable checkpoint, a README whose
+    numbers are the printed measurements and whose command reproduces the run; no overwrite."""
+    import json
+
+    from explore_attention.tasks.induction.__main__ import main
+
+    out = tmp_path / "ind"
+    argv = ["--out", str(out), "--steps", "2", "--no-progress"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    readme = (out / "README.md").read_text()
+    assert "python -m explore_attention.tasks.induction --out" in readme
+    assert f"{printed['icl_drop']:.3f}" in readme and printed["step"] == 2
+    assert not list(out.glob("*.tmp"))
+    model, _ = load_checkpoint(out)
+    assert model.config.num_layers == 2
+    with pytest.raises(FileExistsError):
+        main(argv)

@@ -307,3 +307,12 @@ def test_own_encoder_decoder_sites_by_kind_and_site():
         capture(model, (src, tgt), tokens=list("abcd"))
     with pytest.raises(ValueError, match="not kind='self'"):
         capture(model, (src, tgt), tokens=list("xyz"), kind="self", site="decoder")
+
+
+def test_trace_checks_its_labels() -> None:
+    a = torch.softmax(torch.randn(1, 2, 3, 4), -1)
+    with pytest.raises(ValueError, match="key_tokens has 3 tokens but the attention has length 4"):
+        AttentionTrace(a, list("abc"), list("xyz"), "m", "cross")
+    with pytest.raises(ValueError, match="tokens has 2 tokens but the attention has length 3"):
+        AttentionTrace(a, list("ab"), list("wxyz"), "m", "cross")
+    assert AttentionTrace(a, [1, 2, 3], list("wxyz"), "m", "cross").tokens == ["1", "2", "3"]

@@ -34,7 +34,9 @@ def tiny():
         )
     ).eval()
     own = GPT(
-        GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, d_model=16, positions="rope")
+        GPTConfig(
+            vocab_size=50, max_len=16, num_layers=2, num_heads=2, d_model=16, positions="rope"
+        )
     ).eval()
     return {"gpt2": gpt2, "llama": llama, "own": own}
 
@@ -61,7 +63,7 @@ def test_bert_scores_softmax_to_the_captured_weights():
 def test_causal_models_scores_match_and_mask_the_future(tiny, name):
     model = tiny[name]
     if name == "own":
-        out = model(IDS, return_weights=True).attentions
+        out = model(IDS, return_weights=True).attentions["decoder"]
     else:
         model.set_attn_implementation("eager")
         out = model(IDS, output_attentions=True).attentions

@@ -29,7 +29,7 @@ def test_draw_masks_side_by_side():
         sparse.strided(4),
         sparse.fixed(4),
         sparse.longformer(2, 1),
-        sparse.bigbird(1, 1, 2),
+        sparse.bigbird(1, 1, 2, length=32),
     ]
     fig = draw_masks(mods, 32, block_size=8)
     axes = [ax for ax in fig.axes if ax.images]

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from conftest import TOL
 from torch.testing import assert_close
 
 from explore_attention.attention import attend, masks
@@ -17,8 +18,6 @@ from explore_attention.attention.performer import (
     orthogonal_random_features,
     performer_attention,
 )
-
-F64 = {"atol": 1e-10, "rtol": 1e-7}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -72,8 +71,8 @@ def test_matches_stabilised_formula_forward_and_backward(monkeypatch, causal, Lq
         24, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64
     )
     ref = reference(q, k, v, omega, causal)
-    assert_close(res.output, ref, **F64)
-    assert_close(res.weights @ v, res.output, **F64)
+    assert_close(res.output, ref, **TOL[torch.float64])
+    assert_close(res.weights @ v, res.output, **TOL[torch.float64])
     fast = performer_attention(
         q,
         k,
@@ -83,12 +82,12 @@ def test_matches_stabilised_formula_forward_and_backward(monkeypatch, causal, Lq
         generator=torch.Generator().manual_seed(1),
         return_weights=False,
     ).output
-    assert_close(fast, ref, **F64)
+    assert_close(fast, ref, **TOL[torch.float64])
     g = torch.randn_like(ref)
     for a, b in zip(
         torch.autograd.grad(fast, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g), strict=True
     ):
-        assert_close(a, b, **F64)
+        assert_close(a, b, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("return_weights", [False, True])
@@ -196,8 +195,8 @@ def test_same_generator_same_result_and_weights_consistent():
         q, k, v, num_features=64, generator=torch.Generator().manual_seed(3), return_weights=False
     )
     assert b.weights is None
-    assert_close(a.output, b.output, **F64)
-    assert_close(a.weights @ v, a.output, **F64)
+    assert_close(a.output, b.output, **TOL[torch.float64])
+    assert_close(a.weights @ v, a.output, **TOL[torch.float64])
     assert (a.weights > 0).all()  # positive features: every implied weight is positive
     exact = attend(q, k, v, backend="reference").weights
     assert (a.weights - exact).abs().max() < 0.2
@@ -255,4 +254,4 @@ def test_threaded_head_groups_give_the_same_numbers():
                 ).output
         finally:
             torch.set_num_threads(1)
-        assert_close(out, ref, **F64)
+        assert_close(out, ref, **TOL[torch.float64])

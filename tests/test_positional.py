@@ -234,7 +234,7 @@ def test_alibi_score_mod_matches_formula_and_bloom():
     bloom = build_alibi_tensor(torch.ones(B, L), H, torch.float64).view(B, H, 1, L)
     s_b = (q @ k.transpose(-2, -1) / math.sqrt(D) + bloom).masked_fill(j > i, float("-inf"))
     assert_close(res.output, torch.softmax(s_b, -1) @ v, **TOL[torch.float64])
-    with pytest.raises(ValueError, match="built for 4 heads, attention has 6"):
+    with pytest.raises(ValueError, match=r"built for 4 heads, attention has H=6"):
         attend(q, k, v, score_mod=alibi(4))
 
 

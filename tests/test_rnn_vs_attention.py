@@ -89,3 +89,53 @@ def test_attention_beats_the_bottleneck(tmp_path: Path) -> None:
     assert len(saved["records"]) == 2
     assert (tmp_path / "attention_vs_rnn.png").stat().st_size > 10_000
     assert "| copy | bahdanau |" in (tmp_path / "attention_vs_rnn.md").read_text()
+
+
+def test_two_layer_transformer_sizes_match_the_budget() -> None:
+    s = compare.Setting(budget=20_000, max_len=8)
+    sizes = compare.match_sizes("recall", "transformer", s, num_layers=2)
+    assert sizes["num_layers"] == 2
+    opts = {"task": "recall", "num_symbols": 16, "max_len": 4}
+    n = compare.count_parameters(make_task(model="transformer", **sizes, **opts, eval_size=1).model)
+    assert abs(n - 20_000) / 20_000 < 0.05, n
+
+
+def test_recall_attention_reads_the_answer_step_per_example() -> None:
+    """recall_attention's shares equal a per-example loop over greedy's cross-attention."""
+    from explore_attention.decoding import greedy
+
+    s = compare.Setting(max_len=8, per_length=12)
+    torch.manual_seed(0)
+    model = make_task(
+        model="transformer",
+        hidden=16,
+        num_layers=1,
+        task="recall",
+        num_symbols=16,
+        max_len=4,
+        eval_size=1,
+    ).model.eval()
+    pairs = 3
+    got = compare.recall_attention(model, s, pairs)
+    src, tgt = synthetic.sample(
+        "recall",
+        12,
+        min_len=pairs,
+        max_len=pairs,
+        num_symbols=16,
+        generator=torch.Generator().manual_seed(1000 + pairs),
+    )
+    hyp, w = greedy(model, src, max_len=3)
+    right, on_vals, hits = [], [], []
+    for b in range(12):
+        values = src[b, 1 : 2 * pairs : 2].tolist()
+        answer = int(tgt[b, 1])
+        j = values.index(answer)
+        right.append(float(w[b, 0, 2 * j + 1]))
+        on_vals.append(sum(float(w[b, 0, 2 * i + 1]) for i in range(pairs)))
+        hits.append(bool(hyp[b]) and hyp[b][0] == answer)
+    assert got["on_right_value"] == pytest.approx(sum(right) / 12, abs=1e-6)
+    assert got["on_values"] == pytest.approx(sum(on_vals) / 12, abs=1e-6)
+    assert got["chance"] == pytest.approx(got["on_values"] / pairs)
+    assert got["accuracy"] == pytest.approx(sum(hits) / 12)
+    assert 0.0 <= got["answer_in_input"] <= 1.0

@@ -131,7 +131,7 @@ def test_chunked_streaming_equals_the_mask_on_the_full_stream(s, w):
         kc, vc = cache.append(k[:, :, t : t + n], v[:, :, t : t + n])
         assert kc.shape[2] <= s + w - 1 + n
         out = attend(q[:, :, t : t + n], kc, vc, mask_mod=sink_window(s, w), backend="reference")
-        assert_close(out.output, full[:, :, t : t + n], **F64)
+        assert_close(out.output, full[:, :, t : t + n], **TOL[torch.float64])
         assert cache.length <= cache.capacity
         t += n
     assert t == L

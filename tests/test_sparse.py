@@ -29,9 +29,9 @@ def sets_fixed(L, l, c):  # A1 = same block; A2 = j mod l in {l-c, ..., l-1}; ca
     return [{j for j in range(i + 1) if j // l == i // l or j % l >= l - c} for i in range(L)]
 
 
-def sets_longformer(L, w, g):  # |i - j| <= w, symmetric global tokens
+def sets_longformer(L, w, g):  # |i - j| <= w // 2 (w the whole window), symmetric globals
     return [
-        set(range(L)) if i in g else {j for j in range(L) if abs(i - j) <= w or j in g}
+        set(range(L)) if i in g else {j for j in range(L) if abs(i - j) <= w // 2 or j in g}
         for i in range(L)
     ]
 
@@ -57,7 +57,7 @@ def test_fixed_matches_definition(L, l, c):
     )
 
 
-@pytest.mark.parametrize("L,w,g", [(16, 2, 2), (31, 3, [0, 7, 30]), (9, 0, 1), (12, 1, 0)])
+@pytest.mark.parametrize("L,w,g", [(16, 2, 2), (31, 3, [0, 7, 30]), (9, 1, 1), (12, 5, 0)])
 def test_longformer_matches_definition(L, w, g):
     gs = set(range(g)) if isinstance(g, int) else set(g)
     assert torch.equal(
@@ -79,9 +79,10 @@ def test_block_and_global_tokens():
 
 def test_bigbird_structure_and_determinism():
     L, w, ng, r = 40, 2, 2, 3
-    m = masks.materialize(sparse.bigbird(w, ng, r, seed=7), L)[0, 0]
-    assert torch.equal(m, masks.materialize(sparse.bigbird(w, ng, r, seed=7), L)[0, 0])
-    assert not torch.equal(m, masks.materialize(sparse.bigbird(w, ng, r, seed=8), L)[0, 0])
+    m = masks.materialize(sparse.bigbird(w, ng, r, seed=7, length=L), L)[0, 0]
+    assert torch.equal(m, masks.materialize(sparse.bigbird(w, ng, r, seed=7, length=L), L)[0, 0])
+    other = masks.materialize(sparse.bigbird(w, ng, r, seed=8, length=L), L)[0, 0]
+    assert not torch.equal(m, other)
     base = to_matrix(sets_longformer(L, w, set(range(ng))), L)
     assert bool((m | ~base).all()), "window and global keys must all be kept"
     extra = (m & ~base).sum(-1)
@@ -89,10 +90,31 @@ def test_bigbird_structure_and_determinism():
     assert torch.equal(extra[ng:], torch.full((L - ng,), r))
     assert bool((extra[:ng] == 0).all())
     # A KV-cached query (Lq < Lk) sees the same random keys as in the full mask.
-    tail = masks.materialize(sparse.bigbird(w, ng, r, seed=7), 5, L)[0, 0]
+    tail = masks.materialize(sparse.bigbird(w, ng, r, seed=7, length=L), 5, L)[0, 0]
     assert torch.equal(tail, m[-5:])
     # More random keys than are left: every key is kept, nothing breaks.
-    assert bool(masks.materialize(sparse.bigbird(1, 0, 100), 6)[0, 0].all())
+    assert bool(masks.materialize(sparse.bigbird(1, 0, 100, length=6), 6)[0, 0].all())
+    # Keys and queries past `length` get no random keys; the window and globals still hold.
+    longer = masks.materialize(sparse.bigbird(w, ng, r, seed=7, length=L), L + 8)[0, 0]
+    assert torch.equal(longer[:L, :L], m)
+    assert torch.equal(longer[L:], to_matrix(sets_longformer(L + 8, w, set(range(ng))), L + 8)[L:])
+    assert not bool(
+        longer[:, L:][~to_matrix(sets_longformer(L + 8, w, set(range(ng))), L + 8)[:, L:]].any()
+    )
+
+
+def test_bigbird_random_keys_do_not_depend_on_the_tile():
+    """The index contract: evaluated on any slice of keys, a query's random keys are the same
+    (the old draw ranked keys within the slice it was given, so a tiled backward pass that
+    evaluated 128-key tiles saw other keys than the forward pass)."""
+    L = 300
+    mod = sparse.bigbird(16, 2, 3, seed=1, length=L)
+    full = masks.materialize(mod, L)[0, 0]
+    z = torch.zeros((), dtype=torch.long)
+    q = torch.arange(L).view(-1, 1)
+    for k0, k1 in ((0, 128), (128, 256), (256, 300), (17, 40)):
+        tile = mod(z, z, q, torch.arange(k0, k1).view(1, -1))
+        assert torch.equal(tile, full[:, k0:k1]), (k0, k1)
 
 
 # ------------------------------------------------------------------ attention vs dense SDPA
@@ -101,7 +123,7 @@ PATTERNS = [
     sparse.strided(4),
     sparse.fixed(5, 2),
     sparse.longformer(3, [0, 9]),
-    sparse.bigbird(2, 1, 3, seed=1),
+    sparse.bigbird(2, 1, 3, seed=1, length=40),
     sparse.block(6),
 ]
 
@@ -183,8 +205,10 @@ def test_errors():
         sparse.strided(2.0)
     with pytest.raises(ValueError, match="summary must be <= block_size"):
         sparse.fixed(4, 5)
-    with pytest.raises(ValueError, match="window must be >= 0"):
-        sparse.longformer(-1, 1)
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        sparse.longformer(0, 1)
+    with pytest.raises(ValueError, match="pass length="):
+        sparse.bigbird(4, 1, 2)
     with pytest.raises(ValueError, match="global token positions"):
         sparse.global_tokens([-1, 2])
     with pytest.raises(TypeError, match="tokens must be"):
@@ -210,7 +234,7 @@ def test_cached_queries_see_the_rows_of_the_full_mask(pattern):
 
 
 @settings(max_examples=25, deadline=None)
-@given(L=st.integers(1, 40), l=st.integers(1, 12), c=st.integers(1, 12), w=st.integers(0, 6))
+@given(L=st.integers(1, 40), l=st.integers(1, 12), c=st.integers(1, 12), w=st.integers(1, 12))
 def test_patterns_match_definitions_property(L, l, c, w):
     assert torch.equal(
         masks.materialize(sparse.strided(l), L)[0, 0], to_matrix(sets_strided(L, l), L)

@@ -141,6 +141,76 @@ def test_block_map_cache_sees_in_place_edit():
     assert int((second != EMPTY).sum(1)[0]) == 1
 
 
+def test_nan_in_a_masked_key_keeps_gradients_clean():
+    """A NaN in a padded key must not reach dq (the backward forms dQ = dS·K: 0·NaN = NaN),
+    across tiles of 128 with a partial tile holding the padding. Old code: dq was NaN."""
+    q, k, v = qkv(2, 4, 2, 300, 300, 8, dtype=torch.float64)
+    k[1, :, 250:] = float("nan")  # padded keys of item 1
+    v[1, :, 250:] = float("nan")
+    mm = masks.padding(torch.tensor([300, 250]))
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
+    ref = attend(q, k, v, mask_mod=mm, backend="reference").output
+    assert_close(out, ref, **TOL[torch.float64])
+    dq, dk, dv = grads(out, (q, k, v))
+    dq_ref, dk_ref, dv_ref = grads(ref, (q, k, v))
+    assert not dq.isnan().any()
+    assert_close(dq, dq_ref, **TOL[torch.float64])
+    assert_close(dk[:, :, :250], dk_ref[:, :, :250], **TOL[torch.float64])
+    assert_close(dv[:, :, :250], dv_ref[:, :, :250], **TOL[torch.float64])
+
+
+def test_block_map_cache_sees_in_place_edit_inside_or_masks():
+    """and_masks / or_masks hold their parts in a tuple; an in-place edit of a tensor captured
+    two closures deep must still invalidate the map. Old code: a stale map, output off."""
+    lengths = torch.tensor([300, 300])
+    mm = masks.or_masks(masks.sliding_window(16), masks.padding(lengths))
+    q, k, v = qkv(2, 2, 2, 300, 300, 8, dtype=torch.float64)
+    attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False)  # caches a map
+    lengths[1] = 40  # keys 40.. of item 1 now visible only inside the window
+    out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
+    ref = attend(q, k, v, mask_mod=mm, backend="reference").output
+    assert_close(out, ref, **TOL[torch.float64])
+
+
+def test_mask_with_state_the_cache_cannot_see_is_not_cached():
+    class Upto:  # a callable object: its attribute may change between calls
+        def __init__(self, n):
+            self.n = n
+
+        def __call__(self, b, h, q_idx, kv_idx):
+            return kv_idx < self.n
+
+    mm = Upto(20)
+    q, k, v = qkv(1, 2, 2, 300, 300, 8, dtype=torch.float64)
+    attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False)
+    mm.n = 280  # the last key tile, empty before, is live now
+    out = attend(q, k, v, mask_mod=mm, backend="tiled", return_weights=False).output
+    assert_close(
+        out, attend(q, k, v, mask_mod=mm, backend="reference").output, **TOL[torch.float64]
+    )
+
+
+def test_multihead_float_key_padding_mask_on_tiles_without_grad():
+    """MultiHeadAttention's float (additive) key_padding_mask is a score_mod; ``auto`` runs it
+    on tiles. Old code: a size error once a row of tiles is split into runs (L > 1024)."""
+    from explore_attention.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4).double().eval()
+    x = torch.randn(2, 1100, 16, dtype=torch.float64)
+    bias = torch.zeros(2, 1100, dtype=torch.float64)
+    bias[1, 1000:] = -1e9
+
+    def output(res):  # a tuple today, an AttentionOutput once the module returns one
+        return res.output if hasattr(res, "output") else res[0]
+
+    with torch.no_grad():
+        fast = output(mha(x, key_padding_mask=bias, return_weights=False))
+        slow = output(mha(x, key_padding_mask=bias, return_weights=True))
+    assert_close(fast, slow, **TOL[torch.float64])
+
+
 class _LargestTensor(TorchDispatchMode):
     """Records the largest tensor any aten op produces: a deterministic peak-memory proxy."""
 

@@ -12,6 +12,9 @@ renders each output with nbconvert's lab template. Two steps keep build noise of
    (warnings, progress bars that still got through) are removed; error outputs (cells tagged
    ``raises-exception``) are kept, with the machine's paths shortened to module paths; widget
    views, which render nothing offline, are removed.
+3. **Links** in notebook markdown are written to work in Jupyter (``../02_types/x.ipynb``,
+   ``../../docs/notation.md``); mkdocs-jupyter leaves them as they are, so they are rewritten to
+   the site's pages (``.html``, ``docs/`` dropped — the site uses ``use_directory_urls: false``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ _WIDGET = re.compile(
 _SITE_PACKAGES = re.compile(r"(?:/[^\s\"'<>:]+)?/(?:site|dist)-packages/")
 _OUR_SRC = re.compile(r"(?:/[^\s\"'<>:]+)?/src/(?=explore_attention/)")
 _ERROR_LINE = re.compile(r"\b\w*(Error|Exception)\b")
+_HREF = re.compile(r'href="(?![a-z][a-z0-9+.-]*:|#|/)([^"#]*?)\.(md|ipynb)(#[^"]*)?"')
 
 
 def on_config(config, **kwargs):
@@ -61,6 +65,12 @@ def shorten_paths(text: str) -> str:
     return text.replace(str(ROOT) + "/", "")
 
 
+def site_link(m: re.Match) -> str:
+    """A notebook's relative link to a page or notebook, as the built site names it."""
+    path = re.sub(r"(^|/)docs/", r"\1", m.group(1))
+    return f'href="{path}.html{m.group(3) or ""}"'
+
+
 def clean_notebook_html(page: str) -> str:
     """Drop stderr streams and widget views from a rendered notebook; keep errors, shortened."""
 
@@ -71,6 +81,7 @@ def clean_notebook_html(page: str) -> str:
         return ""
 
     page = _STDERR.sub(stderr_block, page)
+    page = _HREF.sub(site_link, page)
     return _WIDGET.sub("", page)
 
 

@@ -46,7 +46,8 @@ def exercise_3() -> None:
     attn = BahdanauAttention(query_dim=4, key_dim=6, hidden_dim=5)
     s_prev, h = torch.randn(2, 4), torch.randn(2, 7, 6)  # (B, Dq), (B, L, Dk)
     with torch.no_grad():
-        context, weights = attn(s_prev, h)
+        res = attn(s_prev, h)
+        context, weights = res.output, res.weights
         sc = attn.score
         e = sc.v(torch.tanh(sc.W(s_prev)[:, None, :] + sc.U(h)))[..., 0]  # (B, L)
         a = torch.softmax(e, dim=-1)

@@ -64,6 +64,7 @@ def exercise_3() -> None:
     with torch.no_grad():
         out, w = attention(split(mha.q_proj(x)), split(mha.k_proj(x)), split(mha.v_proj(x)))
         y = mha.out_proj(out.transpose(1, 2).reshape(B, L, 16))  # concat heads, then W_o
-        ref, ref_w = mha(x)
+        res = mha(x)
+        ref, ref_w = res.output, res.weights
     assert_close(y, ref)
     assert_close(w, ref_w)

@@ -68,6 +68,8 @@ TASKS: dict[str, str] = {
     "gpt-char": "explore_attention.tasks.gpt:make_char",
     "gpt-bpe": "explore_attention.tasks.gpt:make_bpe",
     "induction": "explore_attention.tasks.induction:make_task",
+    "llama-pydoc": "explore_attention.tasks.hf_models:make_llama",
+    "t5-numbers-de": "explore_attention.tasks.hf_models:make_t5",
 }
 
 Batch = Any  # a Tensor, or a tuple / dict of Tensors with the batch on dim 0

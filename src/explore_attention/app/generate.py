@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
+from .models import KIND_LABELS
 from .text import Deadline, TextModels, check_text, read_output
 
 __all__ = ["MAX_NEW_TOKENS", "GenerateRequest", "generate"]
@@ -49,7 +50,7 @@ def _check(req: GenerateRequest) -> tuple[str, int, float]:
 
 def _rows(att: tuple[torch.Tensor, ...]) -> list:
     """The last query's row of every layer: ``[layer][head][key]``, rounded."""
-    A = torch.stack([a[0, :, -1] for a in att])  # (layers, heads, Lk)
+    A = torch.stack([a[0, :, -1].float().cpu() for a in att])  # (layers, heads, Lk)
     return A.double().round(decimals=DECIMALS).tolist()
 
 
@@ -61,10 +62,11 @@ def generate(models: TextModels, req: GenerateRequest, deadline: Deadline) -> di
         model, tok, kind = models.load(entry)
         if kind != "causal":
             raise ValueError(
-                f"model {entry.id!r} is an {kind} model; generation needs a causal language "
-                "model (e.g. gpt-pydoc-char)"
+                f"model {entry.id!r} is an {KIND_LABELS[kind]} model; generation needs a causal "
+                "language model (e.g. gpt-pydoc-char)"
             )
-        ids = tok(prompt, return_tensors="pt")["input_ids"]  # (1, P)
+        device = next(model.parameters()).device
+        ids = tok(prompt, return_tensors="pt")["input_ids"].to(device)  # (1, P)
         P = ids.shape[1]
         limit = getattr(model.config, "n_positions", None) or getattr(
             model.config, "max_position_embeddings", None
@@ -86,7 +88,7 @@ def generate(models: TextModels, req: GenerateRequest, deadline: Deadline) -> di
                 for _ in range(n_new):
                     deadline.check()
                     logits, att = read_output(out)
-                    z = logits[0, -1].float()  # (V,)
+                    z = logits[0, -1].float().cpu()  # (V,)
                     if temperature == 0:
                         nxt = int(z.argmax())
                     else:
@@ -103,7 +105,7 @@ def generate(models: TextModels, req: GenerateRequest, deadline: Deadline) -> di
                     if len(steps) == n_new:
                         break
                     out = model(
-                        input_ids=torch.tensor([[nxt]]),
+                        input_ids=torch.tensor([[nxt]], device=device),
                         past_key_values=out.past_key_values,
                         use_cache=True,
                         output_attentions=True,

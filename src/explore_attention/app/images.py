@@ -56,7 +56,8 @@ class ImageRequest(BaseModel):
     """The body of ``POST /api/image``; fields are checked by :func:`compute_image`."""
 
     model: Any = ""  # an image checkpoint: its folder, or its name ("vit-digits")
-    index: Any = 0  # which example: a digits test-split index, or a scene number
+    index: Any = 0  # which example: a digits test-split index, or a scene number (multimodal:
+    # None = the first scene the model answers correctly, the page's first example)
     question: Any = None  # multimodal only: the question (None or "" = the scene's own)
 
 
@@ -258,11 +259,32 @@ def _words(question: Any) -> list[str]:
     return words
 
 
+FIRST_SEARCH = 100  # scenes tried for the page's first example
+
+
+def _first_answered(model: Any, answers: list[str]) -> int:
+    """The first scene index whose own question the model answers correctly (else 0)."""
+    from ..tasks.multimodal import ANSWERS, encode, make_questions
+
+    for i in range(FIRST_SEARCH):
+        batch = make_questions(1, seed=SCENE_SEED_BASE + i)
+        ids = encode(batch.question(0))[None]  # (1, L)
+        with torch.no_grad():
+            pred = int(model(batch.scenes.images, ids).logits.argmax())
+        if answers[pred] == ANSWERS[int(batch.answers[0])]:
+            return i
+    return 0
+
+
 def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -> dict:
     from ..inspect import trace_from_output
     from ..tasks.multimodal import ANSWERS, encode, make_questions, scene_questions
 
-    i = _index(req.index, NUM_SCENES, SCENE_WHAT)
+    answers = list(cfg.get("answers", ANSWERS))
+    if req.index is None:  # the page's first scene: the first one the model answers right
+        i = _first_answered(model, answers)
+    else:
+        i = _index(req.index, NUM_SCENES, SCENE_WHAT)
     batch = make_questions(1, seed=SCENE_SEED_BASE + i)
     own, own_answer = batch.question(0), ANSWERS[int(batch.answers[0])]
     options = dict(scene_questions(batch.scenes, 0))
@@ -278,7 +300,6 @@ def _multimodal(model: Any, cfg: dict[str, Any], name: str, req: ImageRequest) -
     trace = trace_from_output(
         out, tokens=words, key_tokens=model.patch_tokens, kind="cross", model_name=name
     )  # (layers, heads, L, N)
-    answers = list(cfg.get("answers", ANSWERS))
     question = " ".join(words)
     return {
         "kind": "multimodal",

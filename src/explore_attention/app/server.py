@@ -191,6 +191,11 @@ def create_app(
                 "or fewer tokens"
             )
             return JSONResponse({"error": msg}, status_code=504)
+        except Exception as err:  # a model that fails in a way we did not foresee: say so, go on
+            return JSONResponse(
+                {"error": f"the model failed on this input: {type(err).__name__}: {err}"},
+                status_code=500,
+            )
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:

@@ -150,7 +150,8 @@ class TextModels:
         if kind == "seq2seq":  # the encoder's self-attention: one decoder start token suffices
             start = model.config.decoder_start_token_id
             inputs["decoder_input_ids"] = torch.tensor([[0 if start is None else start]])
-        return inputs
+        device = next(model.parameters()).device  # `demo --device` may put the model on a GPU
+        return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in inputs.items()}
 
     def _captured(self, entry: Entry, text: str, deadline: Deadline) -> tuple[Any, dict]:
         """``(trace, info)`` for ``text``, from the cache of recent traces or a forward pass."""
@@ -233,7 +234,12 @@ class TextModels:
         query = check_index("query", req.query, len(trace.tokens))
         with self.cache.lock(entry.id):
             model, tok, kind = self.load(entry)
-            qk = query_key(model, self.inputs(model, tok, text, kind), layer, head)
+            try:
+                qk = query_key(model, self.inputs(model, tok, text, kind), layer, head)
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    f"the neuron view is not available for {entry.id!r}: {err}"
+                ) from err
 
         def rows(x: Tensor | None) -> list | None:
             return None if x is None else x.double().round(decimals=4).tolist()
@@ -275,14 +281,17 @@ class TextModels:
         with self.cache.lock(entry.id):
             model, tok, kind = self.load(entry)
             inputs = self.inputs(model, tok, text, kind)
-            with torch.no_grad():
-                base = model(**inputs)
-                deadline.check()
-                with ablate_heads(model, pairs):
-                    off = model(**inputs)
+            try:
+                with torch.no_grad():
+                    base = model(**inputs)
+                    deadline.check()
+                    with ablate_heads(model, pairs):
+                        off = model(**inputs)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"heads of {entry.id!r} cannot be switched off: {err}") from err
         if kind == "causal":
-            p0 = torch.softmax(read_output(base)[0][0, -1].float(), -1)  # (V,)
-            p1 = torch.softmax(read_output(off)[0][0, -1].float(), -1)
+            p0 = torch.softmax(read_output(base)[0][0, -1].float().cpu(), -1)  # (V,)
+            p1 = torch.softmax(read_output(off)[0][0, -1].float().cpu(), -1)
             top = torch.cat([p0.topk(TOP_K).indices, p1.topk(TOP_K).indices]).unique()
             top = top[p0[top].argsort(descending=True)].tolist()
             kl = float((p0 * (p0.clamp_min(1e-12).log() - p1.clamp_min(1e-12).log())).sum())
@@ -295,7 +304,7 @@ class TextModels:
                 "ablated": [round(float(p1[i]), 5) for i in top],
                 "kl": round(kl, 6),
             }
-        h0, h1 = base.last_hidden_state[0], off.last_hidden_state[0]  # (L, d)
+        h0, h1 = _last_hidden(base)[0].float().cpu(), _last_hidden(off)[0].float().cpu()  # (L, d)
         e0, e1 = h0.mean(0), h1.mean(0)  # mean pooling: the sentence embedding
         return {
             "kind": "encoder",
@@ -306,6 +315,12 @@ class TextModels:
         }
 
 
+def _last_hidden(out: Any) -> Tensor:
+    """The (encoder's) last hidden states of a Hugging Face output."""
+    h = getattr(out, "last_hidden_state", None)
+    return h if h is not None else out.encoder_last_hidden_state
+
+
 def _gradient_relevance(model: Any, tokenizer: Any, text: str) -> tuple[Any, str] | None:
     """Chefer et al. 2021 relevance for the model's top next-token logit at the last position.
 
@@ -314,7 +329,8 @@ def _gradient_relevance(model: Any, tokenizer: Any, text: str) -> tuple[Any, str
     """
     from .. import explain
 
-    inputs = dict(tokenizer(text, return_tensors="pt"))
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in tokenizer(text, return_tensors="pt").items()}
     with torch.no_grad():
         logits = read_output(model(**inputs))[0]
     if logits is None or logits.dim() != 3:

@@ -46,12 +46,12 @@ def by_head_groups(
     (a ``None`` is passed through).
 
     On a multi-threaded CPU without autograd, groups of heads run in parallel Python threads with
-    single-threaded ops (``tiled.run_parallel``): a chain of medium-sized operations otherwise
+    single-threaded ops (``threads.run_parallel``): a chain of medium-sized operations otherwise
     pays an OpenMP hand-off per operation (costly on a busy machine). Inside a worker
     ``get_num_threads() == 1``, so nested calls run directly. ``fn`` must treat heads
     independently.
     """
-    from .tiled import run_parallel
+    from .threads import run_parallel
 
     threads = torch.get_num_threads()
     q, v = tensors[0], tensors[-1]

@@ -21,9 +21,26 @@ Variants are small functions with FlexAttention's signatures:
   ``kv_idx``.
 * ``score_mod(score, b, h, q_idx, kv_idx) -> score``: rewrites a raw (already scaled) score.
 
-They are called once, vectorised, with broadcastable index tensors of shapes ``(B,1,1,1)``,
-``(1,H,1,1)``, ``(1,1,Lq,1)`` and ``(1,1,1,Lk)``, so they must use tensor operations
-(``&``, ``|``, ``torch.where``) rather than Python ``and``/``if``.
+**The index contract.** ``b``, ``h``, ``q_idx`` and ``kv_idx`` are integer tensors that
+broadcast against each other (and against ``score``), of *any* shape a backend chooses: the full
+grids ``(B,1,1,1)``, ``(1,H,1,1)``, ``(1,1,Lq,1)``, ``(1,1,1,Lk)`` of the reference backend, one
+``128``-key tile of the tiled backend, or 0-d scalars under FlexAttention's ``vmap``. So a mod
+
+1. uses elementwise tensor operations (``&``, ``|``, ``torch.where``), never Python
+   ``and``/``if`` on values;
+2. never reads the indices' sizes (``q_idx.shape``, ``kv_idx.numel()``) nor depends on them:
+   the answer for one (b, h, q, kv) is the same whichever tile it is computed in;
+3. reads captured data by indexing it with the indices it is given (``keep[b, kv_idx]``,
+   ``mask[q_idx - offset, kv_idx]``, ``bias[h, q_idx - kv_idx]``), never by slicing it to a
+   size;
+4. draws randomness as a function of absolute positions and a seed (a table drawn once when
+   the mod is built), never per call.
+
+Size checks that a mod needs (``padding(lengths)`` was built for B items, ``alibi(8)`` for 8
+heads) live in an optional attribute ``check_shapes(B, H, Lq, Lk)`` that raises a
+``ValueError``; :func:`check_mod_shapes` calls it once before any backend runs (see
+:func:`with_shape_check`). Every mod the library ships obeys this contract and is exercised on
+every backend by ``tests/test_conformance.py``, which finds them by introspection.
 
 **Position convention.** ``q_idx`` is the query's *position on the key axis*: query ``i`` sits at
 ``i + (Lk - Lq)``, so the last query and the last key coincide. With ``Lq == Lk`` this is plain
@@ -39,6 +56,7 @@ key holding ``inf`` or ``NaN`` cannot leak into the result.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,10 +72,15 @@ __all__ = [
     "BACKENDS",
     "AttentionOutput",
     "attend",
+    "check_mod_shapes",
     "check_qkv",
+    "choose_backend",
     "masked_softmax",
     "register_backend",
     "repeat_kv",
+    "set_weights_budget",
+    "weights_budget",
+    "with_shape_check",
 ]
 
 
@@ -150,6 +173,27 @@ def repeat_kv(x: Tensor, num_heads: int) -> Tensor:
     return x.repeat_interleave(num_heads // Hkv, dim=1)  # (B, H, Lk, D)
 
 
+# --------------------------------------------------------------------------- mods
+
+
+def with_shape_check(fn, check: Callable[[int, int, int, int], None]):
+    """Attach ``check(B, H, Lq, Lk)`` to a mask_mod / score_mod as ``fn.check_shapes``.
+
+    A mod may not read its indices' sizes (the index contract above), so a mod built for a
+    given batch size, head count or length says so here; :func:`check_mod_shapes` runs the check
+    once per call of :func:`attend`, before any backend evaluates the mod.
+    """
+    fn.check_shapes = check
+    return fn
+
+
+def check_mod_shapes(mod: object, B: int, H: int, Lq: int, Lk: int) -> None:
+    """Run ``mod.check_shapes(B, H, Lq, Lk)`` if the mod has one (it raises ``ValueError``)."""
+    check = getattr(mod, "check_shapes", None)
+    if check is not None:
+        check(B, H, Lq, Lk)
+
+
 # --------------------------------------------------------------------------- masks
 
 
@@ -173,6 +217,7 @@ def mask_tensor(
     """
     if not callable(mask_mod):
         raise TypeError(f"mask_mod must be callable, got {type(mask_mod).__name__}")
+    check_mod_shapes(mask_mod, B, H, Lq, Lk)
     grids = index_grids(B, H, Lq, Lk, device)
     m = mask_mod(*grids)
     if not isinstance(m, Tensor):
@@ -203,6 +248,8 @@ def masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
     Low-precision scores are accumulated in float32 and cast back.
     """
     dtype = scores.dtype
+    if scores.shape[-1] == 0:  # no key at all (Lk = 0): every row is empty, weights are (…, 0)
+        return scores.clone()
     s = scores.float() if dtype in (torch.float16, torch.bfloat16) else scores
     if mask is not None:
         s = torch.where(mask, s, float("-inf"))
@@ -315,13 +362,100 @@ register_backend(
 )
 
 
-def _choose_backend(return_weights: bool, score_mod: ScoreMod | None) -> str:
-    """The fastest backend that can satisfy the request."""
+# --------------------------------------------------------------------------- auto
+
+# ``auto`` sends a mask whose live 128 × 128 tiles are at most this fraction of all tiles to the
+# tiled backend (empty tiles skipped), and denser masks to SDPA with the lowered dense mask.
+# Measured with ``python -m benchmarks.auto_threshold`` (docs/design.md, "auto"): at L = 4096
+# tiled took 0.14× SDPA's time at 6% live tiles, 0.49× at 40%, 0.78× at 77%, 1.0× at 95%.
+TILED_MAX_LIVE_FRACTION = 0.75
+# Below this many tiles (e.g. 512 × 512) SDPA's dense mask is cheap; no block map is built.
+TILED_MIN_TILES = 16
+
+_WEIGHTS_BUDGET = {
+    "bytes": int(float(os.environ.get("EXPLORE_ATTENTION_WEIGHTS_GIB", "2")) * 2**30)
+}
+
+
+def set_weights_budget(gib: float) -> None:
+    """Set how many GiB the ``(B, H, Lq, Lk)`` weights may take before :func:`attend` refuses
+    to materialise them (default 2, or ``EXPLORE_ATTENTION_WEIGHTS_GIB``)."""
+    if isinstance(gib, bool) or not isinstance(gib, (int, float)) or not gib > 0:
+        raise ValueError(f"gib must be a positive number, got {gib!r}")
+    _WEIGHTS_BUDGET["bytes"] = int(gib * 2**30)
+
+
+def weights_budget() -> float:
+    """The budget in GiB for materialised attention weights (:func:`set_weights_budget`)."""
+    return _WEIGHTS_BUDGET["bytes"] / 2**30
+
+
+def _check_weights_budget(
+    backend: str, q: Tensor, k: Tensor, return_weights: bool, auto: bool
+) -> None:
+    """Refuse, before allocating, a ``(B, H, Lq, Lk)`` matrix larger than the budget."""
+    B, H, Lq, _ = q.shape
+    Lk = k.shape[2]
+    need = B * H * Lq * Lk * q.element_size()
+    if need <= _WEIGHTS_BUDGET["bytes"]:
+        return
+    if return_weights:
+        way_out = "pass return_weights=False (auto then picks a backend that never forms them)"
+    else:
+        way_out = "use backend='auto', 'sdpa' or 'tiled', which never form them"
+    raise ValueError(
+        f"backend={backend!r}{' (chosen by auto)' if auto else ''} would materialise attention "
+        f"weights of shape (B, H, Lq, Lk) = {(B, H, Lq, Lk)} in {q.dtype}: "
+        f"{need / 2**30:.2f} GiB, over the budget of {weights_budget():.2f} GiB; "
+        f"{way_out}, or raise the budget with core.set_weights_budget(gib)"
+    )
+
+
+def live_tile_fraction(
+    mask_mod: MaskMod, B: int, H: int, Lq: int, Lk: int, device: torch.device | str | None = None
+) -> float:
+    """Fraction of the 128 × 128 tiles of the score matrix the mask leaves non-empty (the
+    tiled backend's block map, cached per mask and shape)."""
+    from . import tiled  # local: tiled imports core
+
+    state = tiled.block_map(mask_mod, B, H, Lq, Lk, device=device)
+    return float((state != tiled.EMPTY).sum()) / max(1, state.numel())
+
+
+def choose_backend(
+    q: Tensor,
+    k: Tensor,
+    mask_mod: MaskMod | None,
+    score_mod: ScoreMod | None,
+    dropout_p: float,
+    return_weights: bool,
+) -> str:
+    """What ``backend="auto"`` runs: the fastest backend that honours the request.
+
+    * weights wanted → ``reference`` (the only one that forms them);
+    * a ``score_mod`` → ``tiled`` (``reference`` with dropout, which tiled cannot apply);
+    * no mask, or :func:`masks.causal` with ``Lq == Lk`` → ``sdpa`` (its causal fast path);
+    * a mask whose live tiles are at most :data:`TILED_MAX_LIVE_FRACTION` of all 128 × 128
+      tiles (on a CPU, at least :data:`TILED_MIN_TILES` tiles, no dropout) → ``tiled``, which
+      skips the empty ones;
+    * otherwise ``sdpa`` with the mask lowered to a dense boolean ``attn_mask``.
+    """
+    from . import masks  # local: masks imports core
+
     if return_weights:
         return "reference"
-    if score_mod is None:
+    if score_mod is not None:
+        return "tiled" if dropout_p == 0.0 and "tiled" in BACKENDS else "reference"
+    if mask_mod is None or dropout_p > 0.0 or "tiled" not in BACKENDS:
         return "sdpa"
-    return "tiled" if "tiled" in BACKENDS else "reference"
+    B, H, Lq, _ = q.shape
+    Lk = k.shape[2]
+    if (mask_mod is masks.causal and Lq == Lk) or q.device.type != "cpu":
+        return "sdpa"
+    if math.ceil(Lq / 128) * math.ceil(Lk / 128) < TILED_MIN_TILES:
+        return "sdpa"
+    live = live_tile_fraction(mask_mod, B, H, Lq, Lk, q.device)
+    return "tiled" if live <= TILED_MAX_LIVE_FRACTION else "sdpa"
 
 
 # --------------------------------------------------------------------------- attend
@@ -359,13 +493,18 @@ def attend(
             for the position convention when ``Lq != Lk``).
         score_mod: ``(score, b, h, q_idx, kv_idx) -> score``, applied after scaling.
         scale: multiplies ``q·k``; default ``1/sqrt(D)``. Negative values are allowed.
-        dropout_p: probability of dropping an attention weight (training only), in [0, 1).
+        dropout_p: probability of zeroing each attention weight (survivors are scaled by
+            ``1/(1-p)``), in [0, 1). It is applied whenever it is > 0: ``attend`` is a function
+            and knows no training mode, so a module passes ``self.dropout if self.training
+            else 0.0`` (as :class:`MultiHeadAttention` does). ``tiled`` and ``flex`` refuse it.
         backend: ``"reference"`` (eager, gives weights), ``"sdpa"`` (PyTorch's fused kernel,
-            no weights), ``"tiled"`` (flash-style online softmax, no weights), or ``"auto"``
-            (the fastest one that can honour ``return_weights``).
+            no weights), ``"tiled"`` (flash-style online softmax, skips empty tiles, no
+            weights), ``"flex"`` (FlexAttention) or ``"auto"`` (:func:`choose_backend`: the
+            fastest one that honours the request, looking at the mask).
         return_weights: return the attention matrix actually applied (after dropout, as
             ``nn.MultiheadAttention`` does). A backend that cannot compute it returns ``None``
-            and warns.
+            and warns. The matrix is ``B·H·Lq·Lk`` numbers: over :func:`weights_budget` GiB
+            (default 2) a ``ValueError`` says so before anything is allocated.
 
     Returns:
         :class:`AttentionOutput` with ``output (B, H, Lq, Dv)`` and ``weights (B, H, Lq, Lk)``.
@@ -387,8 +526,9 @@ def attend(
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     if scale is not None and (not isinstance(scale, (int, float)) or isinstance(scale, bool)):
         raise TypeError(f"scale must be a float or None, got {scale!r}")
-    if backend == "auto":
-        backend = _choose_backend(return_weights, score_mod)
+    auto = backend == "auto"
+    if auto:
+        backend = choose_backend(q, k, mask_mod, score_mod, float(dropout_p), return_weights)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {['auto', *sorted(BACKENDS)]}, got {backend!r}")
     impl = BACKENDS[backend]
@@ -398,6 +538,11 @@ def attend(
         )
     if dropout_p > 0.0 and not impl.supports_dropout:
         raise ValueError(f"backend={backend!r} does not support dropout_p > 0")
+    B, H, Lq, _ = q.shape
+    for mod in (mask_mod, score_mod):
+        check_mod_shapes(mod, B, H, Lq, k.shape[2])
+    if impl.gives_weights:
+        _check_weights_budget(backend, q, k, return_weights, auto)
     if return_weights and not impl.gives_weights:
         warnings.warn(
             f"backend={backend!r} cannot return attention weights; weights is None. "

@@ -3,23 +3,24 @@ r"""Reformer's locality-sensitive-hashing attention (Kitaev et al. 2020, arXiv:2
 Softmax attention is dominated by the few keys closest to each query, so only those need
 scoring. Reformer finds them by hashing:
 
-1. **Shared QK** (§3): queries and keys are one projection; keys are normalised,
+1. **Shared QK** (§2): queries and keys are one projection; keys are normalised,
    :math:`k_j = q_j / \lVert q_j \rVert`, so a query's nearest keys are angular neighbours.
    A token does not attend to itself unless nothing else is available (its score is set to
-   :math:`-10^5`), since :math:`q_i \cdot k_i` would otherwise nearly always win.
-2. **Angular LSH** (§3, Andoni et al. 2015): with a random rotation
+   :math:`-10^5`, App. A Eq. 16), since :math:`q_i \cdot k_i` would otherwise nearly always
+   win.
+2. **Angular LSH** (§2, Andoni et al. 2015): with a random rotation
    :math:`R \in \mathbb R^{D \times b/2}`, :math:`h(x) = \arg\max([xR; -xR])` — nearby
    directions land in the same of :math:`b` buckets with high probability.
-3. **Sort and chunk** (Eq. 3–5): sort tokens by (bucket, position), cut the sorted sequence into
+3. **Sort and chunk** (Eqs. 2–5): sort tokens by (bucket, position), cut the sorted sequence into
    chunks of ``bucket_size``, and let each query attend to its own chunk and the previous one.
-4. **Multi-round** (Eq. 6–7): with ``n_hashes`` independent rotations the per-round outputs
-   :math:`o_i^{(r)}` are combined by their log-sum-exps :math:`z_i^{(r)}`,
+4. **Multi-round** (Eq. 6; App. A Eq. 14): with ``n_hashes`` independent rotations the
+   per-round outputs :math:`o_i^{(r)}` are combined by their log-sum-exps :math:`z_i^{(r)}`,
 
    .. math:: o_i = \sum_r \exp\!\big(z_i^{(r)} - \operatorname{logsumexp}_{r'} z_i^{(r')}\big)\,
              o_i^{(r)},
 
    and a key seen in :math:`N_{ij}` rounds has its score lowered by :math:`\log N_{ij}` so it is
-   not counted twice.
+   not counted twice (App. A Eq. 16).
 
 Cost per round: a sort, O(L log L), and O(L · bucket_size) scores. With ``bucket_size >= L``
 everything is one chunk and the result is exact shared-QK attention.

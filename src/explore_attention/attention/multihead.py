@@ -254,10 +254,7 @@ class MultiHeadAttention(nn.Module):
             if pad_mod is not None:
                 mask_mod = pad_mod if mask_mod is None else masks.and_masks(mask_mod, pad_mod)
             else:
-                bias4 = bias.to(q.dtype)[:, None, None, :]  # (B, 1, 1, Lk)
-
-                def score_mod(s: Tensor, b: Tensor, h: Tensor, qi: Tensor, kv: Tensor) -> Tensor:
-                    return s + bias4
+                score_mod = masks.key_bias(bias)  # s_ij += bias[b, j]
 
         res = attend(
             q,

@@ -23,7 +23,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .core import AttentionOutput, MaskMod, ScoreMod, attend, check_qkv
+from ..checks import check_int
+from .core import AttentionOutput, MaskMod, ScoreMod, attend, check_qkv, with_shape_check
 
 __all__ = [
     "LearnedPositions",
@@ -36,14 +37,6 @@ __all__ = [
     "sinusoidal_positions",
     "t5_relative_position_bucket",
 ]
-
-
-def _pos_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 # --------------------------------------------------------------------------- absolute
@@ -61,8 +54,8 @@ def sinusoidal_positions(
 
     Computed in float64 and cast to ``dtype``; ``dim`` must be even.
     """
-    _pos_int("length", length, 0)
-    _pos_int("dim", dim)
+    check_int("length", length, 0)
+    check_int("dim", dim)
     if dim % 2:
         raise ValueError(f"dim must be even (sin/cos pairs), got {dim}")
     pos = torch.arange(length, dtype=torch.float64)[:, None]  # (L, 1)
@@ -82,8 +75,8 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, max_length: int, dim: int) -> None:
         super().__init__()
-        self.max_length = _pos_int("max_length", max_length)
-        self.dim = _pos_int("dim", dim)
+        self.max_length = check_int("max_length", max_length)
+        self.dim = check_int("dim", dim)
         self.embedding = nn.Embedding(max_length, dim)  # E: (max_length, dim)
         nn.init.normal_(self.embedding.weight, std=0.02)
 
@@ -91,7 +84,7 @@ class LearnedPositions(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.dim:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (B, L, {self.dim}), got {got}")
-        _pos_int("offset", offset, 0)
+        check_int("offset", offset, 0)
         L = x.shape[1]
         if offset + L > self.max_length:
             raise ValueError(
@@ -181,7 +174,7 @@ def alibi_slopes(num_heads: int, *, dtype: torch.dtype = torch.float32) -> Tenso
     and then the first :math:`n - p` of the odd-indexed slopes for :math:`2p` heads
     (:math:`2^{-4/p \cdot (2h - 1)}`), the rule of the paper's released code.
     """
-    _pos_int("num_heads", num_heads)
+    check_int("num_heads", num_heads)
 
     def geometric(n: int) -> list[float]:
         return [2.0 ** (-8.0 * h / n) for h in range(1, n + 1)]
@@ -198,18 +191,22 @@ def alibi(num_heads: int) -> ScoreMod:
     No position embeddings are added anywhere else; the linear penalty lets models trained on
     short sequences extrapolate to longer ones.
     """
-    slopes = alibi_slopes(num_heads, dtype=torch.float64)
+    slopes = alibi_slopes(num_heads, dtype=torch.float64)  # (H,)
 
     def mod(score: Tensor, b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
-        if h.shape[1] != num_heads:
-            raise ValueError(
-                f"alibi({num_heads}) was built for {num_heads} heads, attention has {h.shape[1]}"
-            )
-        m = slopes.to(device=score.device, dtype=score.dtype)[h]  # (1, H, 1, 1)
+        m = slopes.to(device=score.device, dtype=score.dtype)[h]  # m_h, indexed by h
         return score - m * (q_idx - kv_idx).abs().to(score.dtype)
 
     mod.__name__ = f"alibi_{num_heads}"
-    return mod
+    return with_shape_check(mod, _check_heads(f"alibi({num_heads})", num_heads))
+
+
+def _check_heads(what: str, num_heads: int):
+    def check(B: int, H: int, Lq: int, Lk: int) -> None:
+        if num_heads != H:
+            raise ValueError(f"{what} was built for {num_heads} heads, attention has H={H}")
+
+    return check
 
 
 # --------------------------------------------------------------------------- T5
@@ -239,8 +236,8 @@ def t5_relative_position_bucket(
     """
     if not isinstance(relative_position, Tensor) or relative_position.is_floating_point():
         raise TypeError("relative_position must be an integer torch.Tensor (key - query)")
-    _pos_int("num_buckets", num_buckets, 2)
-    _pos_int("max_distance", max_distance, 1)
+    check_int("num_buckets", num_buckets, 2)
+    check_int("max_distance", max_distance, 1)
     n = num_buckets
     bucket = torch.zeros_like(relative_position)
     if bidirectional:
@@ -280,10 +277,10 @@ class T5RelativeBias(nn.Module):
         max_distance: int = 128,
     ) -> None:
         super().__init__()
-        self.num_heads = _pos_int("num_heads", num_heads)
+        self.num_heads = check_int("num_heads", num_heads)
         self.bidirectional = bidirectional  # encoder (both directions) or decoder (past only)
-        self.num_buckets = _pos_int("num_buckets", num_buckets, 2)
-        self.max_distance = _pos_int("max_distance", max_distance)
+        self.num_buckets = check_int("num_buckets", num_buckets, 2)
+        self.max_distance = check_int("max_distance", max_distance)
         self.embedding = nn.Embedding(num_buckets, num_heads)  # one scalar per (bucket, head)
 
     def _buckets(self, rel: Tensor) -> Tensor:
@@ -302,13 +299,13 @@ class T5RelativeBias(nn.Module):
         rel = torch.arange(Lk, device=q_pos.device)[None, :] - q_pos[:, None]  # (Lq, Lk)
         return self.embedding(self._buckets(rel)).permute(2, 0, 1)[None]  # (1, H, Lq, Lk)
 
+    def check_shapes(self, B: int, H: int, Lq: int, Lk: int) -> None:
+        """Called by ``attend`` before the score_mod runs (the index contract of ``core``)."""
+        _check_heads("T5RelativeBias", self.num_heads)(B, H, Lq, Lk)
+
     def forward(self, score: Tensor, b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
-        if h.shape[1] != self.num_heads:
-            raise ValueError(
-                f"T5RelativeBias has {self.num_heads} heads, attention has {h.shape[1]}"
-            )
-        bucket = self._buckets(kv_idx - q_idx)  # (1, 1, Lq, Lk)
-        return score + self.embedding.weight[bucket, h].to(score.dtype)  # (1, H, Lq, Lk)
+        bucket = self._buckets(kv_idx - q_idx)  # broadcast of q_idx and kv_idx
+        return score + self.embedding.weight[bucket, h].to(score.dtype)  # b_h[bucket(j - i)]
 
 
 # --------------------------------------------------------------------------- Shaw et al.
@@ -330,8 +327,8 @@ class ShawRelativePosition(nn.Module):
 
     def __init__(self, head_dim: int, max_distance: int, *, value_dim: int | None = None) -> None:
         super().__init__()
-        self.head_dim = _pos_int("head_dim", head_dim)
-        self.max_distance = _pos_int("max_distance", max_distance, 0)  # the paper's k
+        self.head_dim = check_int("head_dim", head_dim)
+        self.max_distance = check_int("max_distance", max_distance, 0)  # the paper's k
         n = 2 * max_distance + 1
         self.rel_k = nn.Embedding(n, head_dim)  # w^K_{-K..K}
         self.rel_v = nn.Embedding(n, value_dim or head_dim)  # w^V_{-K..K}
@@ -340,19 +337,29 @@ class ShawRelativePosition(nn.Module):
         K = self.max_distance
         return (kv_idx - q_idx).clamp(-K, K) + K  # (1, 1, Lq, Lk) in 0..2K
 
-    def score_mod(self, q: Tensor, scale: float | None = None) -> ScoreMod:
+    def score_mod(self, q: Tensor, scale: float | None = None, Lk: int | None = None) -> ScoreMod:
         r"""The key term as a score_mod for these queries: :math:`s_{ij} \mathrel{+}= \alpha\,
-        q_i \cdot a^K_{ij}`."""
+        q_i \cdot a^K_{ij}`. ``Lk`` is the number of keys (default ``Lq``): query row ``r`` sits
+        at position ``r + Lk - Lq`` on the key axis (``core``'s position convention)."""
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+        Lq = q.shape[2]
+        offset = (Lq if Lk is None else check_int("Lk", Lk, 0)) - Lq
         # q_i · w^K_r for every relative bucket r                           (B, H, Lq, 2K+1)
         qr = q @ self.rel_k.weight.to(q.dtype).T
 
         def mod(score: Tensor, b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
-            idx = self._index(q_idx, kv_idx).expand(*qr.shape[:3], kv_idx.shape[-1])
-            return score + scale * torch.gather(qr, -1, idx)  # (B, H, Lq, Lk)
+            # (q_i · w^K)[clip(j - i)], read with the indices given: any index shape
+            return score + scale * qr[b, h, q_idx - offset, self._index(q_idx, kv_idx)]
+
+        def check(B: int, H: int, Lq_: int, Lk_: int) -> None:
+            if (B, H, Lq_, Lk_ - Lq_) != (qr.shape[0], qr.shape[1], Lq, offset):
+                raise ValueError(
+                    f"this Shaw score_mod was built for q of shape {tuple(q.shape)} and "
+                    f"Lk={Lq + offset}; attention has (B, H, Lq, Lk) = {(B, H, Lq_, Lk_)}"
+                )
 
         mod.__name__ = f"shaw_relative_{self.max_distance}"
-        return mod
+        return with_shape_check(mod, check)
 
     def forward(
         self,
@@ -377,7 +384,7 @@ class ShawRelativePosition(nn.Module):
             k,
             v,
             mask_mod=mask_mod,
-            score_mod=self.score_mod(q, scale),
+            score_mod=self.score_mod(q, scale, k.shape[2]),
             scale=scale,
             backend="reference",
         )

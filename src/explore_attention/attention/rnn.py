@@ -219,3 +219,166 @@ class LuongAttention(nn.Module):
         score_fn = scores.dot if self.score is None else self.score
         e = score_fn(q, keys).squeeze(1)
         return _attend(e, keys, key_padding_mask)
+
+
+# --- Luong et al. 2015 §3.2: local attention (local-m, local-p) and §3.1's location score ---
+
+LocalAlignment = Literal["monotonic", "predictive"]
+
+
+class LuongLocalAttention(LuongAttention):
+    r"""Local attention of Luong et al. 2015, §3.2 (arXiv:1508.04025): attend only to a window
+    of source positions around an aligned position :math:`p_t`.
+
+    * **local-m** (``alignment="monotonic"``): :math:`p_t = t`, the decoder step; the weights
+      are Eq. (7)'s softmax of the score, taken over the window only.
+    * **local-p** (``alignment="predictive"``): the decoder predicts the centre (Eq. 9) and a
+      Gaussian favours positions near it (Eq. 10):
+
+      .. math::
+
+          p_t = S \cdot \operatorname{sigmoid}(v_p^\top \tanh(W_p h_t)), \qquad
+          a_t(s) = \operatorname{align}(h_t, \bar h_s)
+                   \exp\!\Big(-\frac{(s - p_t)^2}{2\sigma^2}\Big), \quad \sigma = \frac{D}{2}
+
+      with :math:`S` the source length (padding excluded). The Gaussian is applied *after*
+      the softmax, so local-p's weights sum to less than 1 — as in the paper.
+
+    The window is :math:`[p_t - D, p_t + D]`. The paper's :math:`D` is a *half*-width; this
+    library's ``window`` is the whole band (docs/design.md, Vocabulary), so
+    :math:`D = \lfloor \text{window} / 2 \rfloor` and ``window = 2D + 1`` gives the paper's
+    :math:`a_t \in \mathbb{R}^{2D+1}`. Positions are counted from 1 as in the paper
+    (:math:`s = 1, \dots, S`, so Eq. 9's :math:`p_t \in [0, S]` spans the sentence);
+    the decoder step ``step`` is 0-based, and local-m's :math:`p_t = \text{step} + 1`.
+    :math:`p_t` is real, :math:`s` an integer with :math:`|s - p_t| \le D`.
+
+    Args:
+        query_dim, key_dim, score, hidden_dim: as in :class:`LuongAttention`.
+        window: the whole band ``2D + 1`` (``D = window // 2``); local-p needs ``D >= 1``.
+        alignment: ``"monotonic"`` (local-m) or ``"predictive"`` (local-p).
+        position_dim: rows of :math:`W_p` (local-p only), default ``query_dim``.
+    """
+
+    def __init__(
+        self,
+        query_dim: int,
+        key_dim: int,
+        score: LuongScore = "general",
+        *,
+        window: int,
+        alignment: LocalAlignment = "predictive",
+        hidden_dim: int | None = None,
+        position_dim: int | None = None,
+    ) -> None:
+        super().__init__(query_dim, key_dim, score, hidden_dim=hidden_dim)
+        self.window = check_int("window", window)
+        if alignment not in ("monotonic", "predictive"):
+            raise ValueError(
+                f"alignment must be 'monotonic' (local-m) or 'predictive' (local-p), "
+                f"got {alignment!r}"
+            )
+        self.alignment = alignment
+        self.half_width = window // 2  # the paper's D
+        self.position: nn.Sequential | None = None
+        if alignment == "predictive":
+            if self.half_width < 1:
+                raise ValueError(
+                    f"alignment='predictive' needs window >= 2 (D = window // 2 >= 1, "
+                    f"sigma = D / 2 > 0), got window={window}"
+                )
+            if position_dim is not None:
+                check_int("position_dim", position_dim)
+            p_dim = query_dim if position_dim is None else position_dim
+            # v_pᵀ tanh(W_p h_t): W_p (p_dim × Dq), v_p (p_dim), no biases (Eq. 9)
+            self.position = nn.Sequential(
+                nn.Linear(query_dim, p_dim, bias=False), nn.Tanh(), nn.Linear(p_dim, 1, bias=False)
+            )
+        elif position_dim is not None:
+            raise ValueError("position_dim only applies to alignment='predictive'")
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, window={self.window}, alignment={self.alignment!r}"
+
+    @property
+    def sigma(self) -> float:
+        """The Gaussian's standard deviation :math:`\\sigma = D / 2` (Eq. 10)."""
+        return self.half_width / 2
+
+    def aligned_position(
+        self, query: Tensor, lengths: Tensor, step: int | Tensor | None = None
+    ) -> Tensor:
+        """:math:`p_t` (B,), counted from 1: ``step + 1`` (local-m) or Eq. (9) (local-p)."""
+        if self.position is None:
+            if step is None:
+                raise ValueError("alignment='monotonic' (local-m) needs step= (p_t = t)")
+            t = torch.as_tensor(step, device=query.device, dtype=query.dtype)
+            return (t + 1).expand(query.shape[0]).clone()
+        # p_t = S · sigmoid(v_pᵀ tanh(W_p h_t))                                    (B,)
+        return lengths.to(query.dtype) * torch.sigmoid(self.position(query).squeeze(-1))
+
+    def forward(  # type: ignore[override]
+        self,
+        query: Tensor,
+        keys: Tensor,
+        key_padding_mask: Tensor | None = None,
+        *,
+        step: int | Tensor | None = None,
+    ) -> AttentionOutput:
+        """``(output = context (B, Dk), weights (B, L))``; ``key_padding_mask`` True = padding.
+
+        ``step`` is the 0-based decoder step (needed by local-m, ignored by local-p).
+        """
+        _check_inputs(query, keys, key_padding_mask, self.query_dim, self.key_dim)
+        keep = None if key_padding_mask is None else ~key_padding_mask  # (B, L) True = real
+        B, L, _ = keys.shape
+        # S, the source length without padding                                      (B,)
+        lengths = torch.full((B,), L, device=keys.device) if keep is None else keep.sum(dim=1)
+        p_t = self.aligned_position(query, lengths, step)  # (B,), 1-based
+        s = torch.arange(1, L + 1, device=keys.device, dtype=query.dtype)  # (L,) 1-based
+        dist = s.unsqueeze(0) - p_t.unsqueeze(1)  # (B, L)  s − p_t
+        allowed = dist.abs() <= self.half_width  # the window [p_t − D, p_t + D]
+        if keep is not None:
+            allowed = allowed & keep
+        q = query.unsqueeze(1)  # (B, 1, Dq)
+        score_fn = scores.dot if self.score is None else self.score
+        e = score_fn(q, keys).squeeze(1)  # (B, L)
+        weights = masked_softmax(e, allowed)  # align(h_t, h̄_s) over the window   (B, L)
+        if self.position is not None:
+            # a_t(s) = align(h_t, h̄_s) · exp(−(s − p_t)² / (2σ²))                   (Eq. 10)
+            weights = weights * torch.exp(-(dist**2) / (2 * self.sigma**2))
+        values = keys if keep is None else keys.masked_fill(~keep.unsqueeze(-1), 0.0)
+        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (B, Dk)
+        return AttentionOutput(context, weights)
+
+
+class LuongLocationAttention(nn.Module):
+    r"""Location-based score of Luong et al. 2015, §3.1 Eq. (8) (arXiv:1508.04025):
+    :math:`a_t = \operatorname{softmax}(W_a h_t)`.
+
+    The weights come from the decoder state alone — the source states are never compared
+    with it — so :math:`W_a` needs one row per source position: ``max_len`` rows, of which
+    the first ``L`` are used for a source of length ``L`` (padding excluded from the softmax).
+    """
+
+    def __init__(self, query_dim: int, max_len: int) -> None:
+        super().__init__()
+        self.query_dim = check_int("query_dim", query_dim)
+        self.max_len = check_int("max_len", max_len)
+        self.W_a = nn.Linear(query_dim, max_len, bias=False)
+
+    def forward(
+        self, query: Tensor, keys: Tensor, key_padding_mask: Tensor | None = None
+    ) -> AttentionOutput:
+        """``(output = context (B, Dk), weights (B, L))``; ``key_padding_mask`` True = padding."""
+        if not isinstance(keys, Tensor) or keys.dim() != 3:
+            raise ValueError(
+                f"keys must be a (B, L, Dk) tensor, got {getattr(keys, 'shape', type(keys))}"
+            )
+        _check_inputs(query, keys, key_padding_mask, self.query_dim, keys.shape[-1])
+        if keys.shape[1] > self.max_len:
+            raise ValueError(f"keys has {keys.shape[1]} positions but max_len is {self.max_len}")
+        e = self.W_a(query)[:, : keys.shape[1]]  # W_a h_t, one score per position  (B, L)
+        return _attend(e, keys, key_padding_mask)
+
+
+__all__ += ["LuongLocalAttention", "LuongLocationAttention"]

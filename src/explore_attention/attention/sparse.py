@@ -18,11 +18,12 @@ pattern                :math:`S_i`                                 paper
 :func:`block`          keys in the query's block                   (building block)
 :func:`global_tokens`  all keys for a global query; global keys    Beltagy et al. 2020
                        for every query
-:func:`strided`        :math:`j \le i`, :math:`i-j < l` or         Child et al. 2019, §4.2
+:func:`strided`        :math:`j \le i`, :math:`i-j < l` or         Child et al. 2019, §4.3
                        :math:`(i-j) \bmod l = 0`
-:func:`fixed`          :math:`j \le i`, same block of :math:`l`,   Child et al. 2019, §4.2
+:func:`fixed`          :math:`j \le i`, same block of :math:`l`,   Child et al. 2019, §4.3
                        or one of the last :math:`c` of a block
-:func:`longformer`     :math:`|i-j| \le w` or a global token       Beltagy et al. 2020, §3.1
+:func:`longformer`     :math:`|i-j| \le \lfloor w/2 \rfloor`,      Beltagy et al. 2020, §3.1
+                       or a global token
 :func:`bigbird`        window + global + :math:`r` random keys     Zaheer et al. 2020, §2
 =====================  ==========================================  ========================
 
@@ -43,6 +44,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..checks import check_int
 from . import masks
 from .core import MaskMod
 
@@ -58,20 +60,12 @@ __all__ = [
 ]
 
 
-def _int_arg(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 # --------------------------------------------------------------------------- building blocks
 
 
 def block(block_size: int) -> MaskMod:
     r"""Block-diagonal attention: :math:`\lfloor i/l \rfloor = \lfloor j/l \rfloor`."""
-    _int_arg("block_size", block_size, 1)
+    check_int("block_size", block_size, 1)
 
     def mod(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
         return torch.div(q_idx, block_size, rounding_mode="floor") == torch.div(
@@ -88,7 +82,7 @@ def global_tokens(tokens: int | Sequence[int]) -> MaskMod:
     ``tokens`` is a count ``n`` (the first ``n`` positions, e.g. ``[CLS]``) or a list of positions.
     """
     if isinstance(tokens, int) and not isinstance(tokens, bool):
-        n = _int_arg("tokens", tokens, 0)
+        n = check_int("tokens", tokens, 0)
         name = f"global_{n}"
 
         def is_global(idx: Tensor) -> Tensor:
@@ -103,11 +97,15 @@ def global_tokens(tokens: int | Sequence[int]) -> MaskMod:
             raise TypeError(f"tokens must be an int or a sequence of ints, got {tokens!r}")
         if any(t < 0 for t in tokens):
             raise ValueError(f"global token positions must be >= 0, got {list(tokens)}")
-        positions = torch.tensor(sorted(set(tokens)), dtype=torch.long)
-        name = "global_" + ",".join(str(t) for t in positions.tolist())
+        positions = sorted(set(tokens))
+        name = "global_" + ",".join(str(t) for t in positions)
 
         def is_global(idx: Tensor) -> Tensor:
-            return torch.isin(idx, positions.to(idx.device))
+            # one comparison per global position: elementwise for any index shape
+            out = torch.zeros_like(idx, dtype=torch.bool)
+            for p in positions:
+                out = out | (idx == p)
+            return out
 
     def mod(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
         return is_global(q_idx) | is_global(kv_idx)
@@ -119,7 +117,7 @@ def global_tokens(tokens: int | Sequence[int]) -> MaskMod:
 
 
 def strided(stride: int) -> MaskMod:
-    r"""Child et al. 2019's *strided* pattern (§4.2), both factorised heads merged into one mask.
+    r"""Child et al. 2019's *strided* pattern (§4.3), both factorised heads merged into one mask.
 
     .. math::
 
@@ -130,7 +128,7 @@ def strided(stride: int) -> MaskMod:
     With :math:`l \approx \sqrt{L}` each query sees :math:`O(\sqrt{L})` keys, and every key is
     reachable from every later query in two steps. Suits data with a period (images, audio).
     """
-    _int_arg("stride", stride, 1)
+    check_int("stride", stride, 1)
 
     def mod(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
         d = q_idx - kv_idx
@@ -140,7 +138,7 @@ def strided(stride: int) -> MaskMod:
 
 
 def fixed(block_size: int, summary: int = 1) -> MaskMod:
-    r"""Child et al. 2019's *fixed* pattern (§4.2), both factorised heads merged, causal.
+    r"""Child et al. 2019's *fixed* pattern (§4.3), both factorised heads merged, causal.
 
     .. math::
 
@@ -151,8 +149,8 @@ def fixed(block_size: int, summary: int = 1) -> MaskMod:
     The last :math:`c` = ``summary`` positions of each block "summarise" it for all later queries.
     Suits text, which has no period.
     """
-    _int_arg("block_size", block_size, 1)
-    _int_arg("summary", summary, 1)
+    check_int("block_size", block_size, 1)
+    check_int("summary", summary, 1)
     if summary > block_size:
         raise ValueError(f"summary must be <= block_size ({block_size}), got {summary}")
 
@@ -171,67 +169,90 @@ def fixed(block_size: int, summary: int = 1) -> MaskMod:
 _global = global_tokens  # `longformer`'s argument shadows the name
 
 
-def _diagonal(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
-    return q_idx == kv_idx
-
-
 def _gname(tokens: int | Sequence[int]) -> str:
     return f"g{tokens}" if isinstance(tokens, int) else "g" + ",".join(map(str, tokens))
 
 
 def longformer(window: int, global_tokens: int | Sequence[int]) -> MaskMod:
-    r"""Longformer's pattern (Beltagy et al. 2020, §3.1): a bidirectional sliding window of
-    ``window`` keys on each side, :math:`|i - j| \le w`, plus symmetric global attention.
+    r"""Longformer's pattern (Beltagy et al. 2020, §3.1): a sliding window of ``window``
+    positions, :math:`|i - j| \le \lfloor w/2 \rfloor` ("½w tokens on each side"), plus
+    symmetric global attention. ``window=1`` keeps only the diagonal.
 
     ``global_tokens``: a count (the first ``n`` positions) or a list of positions.
     """
-    _int_arg("window", window, 0)
-    local = masks.sliding_window(window, causal=False) if window > 0 else _diagonal
+    check_int("window", window, 1)
     return masks.named(
-        masks.or_masks(local, _global(global_tokens)),
+        masks.or_masks(masks.sliding_window(window, causal=False), _global(global_tokens)),
         f"longformer_w{window}_{_gname(global_tokens)}",
     )
 
 
-def bigbird(window: int, num_global: int, num_random: int, seed: int = 0) -> MaskMod:
+def _draw_random_keys(
+    base: MaskMod, length: int, num_random: int, seed: int, chunk: int = 256
+) -> Tensor:
+    """For every query position ``p < length``, ``num_random`` keys drawn uniformly without
+    replacement from the keys in ``[0, length)`` that ``base`` does not keep; ``-1`` where fewer
+    remain. A ``(length, num_random)`` table from a generator seeded only by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    table = torch.full((length, num_random), -1, dtype=torch.long)
+    kv = torch.arange(length).view(1, -1)  # (1, length)
+    zero = torch.zeros((), dtype=torch.long)
+    for p0 in range(0, length, chunk):
+        q = torch.arange(p0, min(length, p0 + chunk)).view(-1, 1)  # (rows, 1)
+        kept = base(zero, zero, q, kv).expand(q.shape[0], length)  # (rows, length)
+        u = torch.rand(q.shape[0], length, generator=g, dtype=torch.float64)
+        # Among the keys not yet kept, the num_random with the largest uniform score.
+        top = torch.where(kept, -1.0, u).topk(min(num_random, length), dim=-1)
+        table[p0 : p0 + q.shape[0], : top.indices.shape[1]] = torch.where(
+            top.values >= 0, top.indices, -1
+        )
+    return table
+
+
+def bigbird(
+    window: int, num_global: int, num_random: int, seed: int = 0, *, length: int | None = None
+) -> MaskMod:
     r"""BigBird's pattern (Zaheer et al. 2020, §2): window + global + random keys.
 
     .. math::
 
-        S_i = \{j : |i - j| \le w\} \cup G \cup R_i, \qquad |R_i| = r
+        S_i = \{j : |i - j| \le \lfloor w/2 \rfloor\} \cup G \cup R_i, \qquad |R_i| = r
 
     :math:`G` are the first ``num_global`` positions (attending and attended to everywhere).
-    :math:`R_i` are ``num_random`` keys drawn uniformly, without replacement, from the keys query
-    :math:`i` would not otherwise see (fewer if fewer remain). The draw depends only on ``seed``
-    and the key length, so the same call gives the same mask every time. (The paper's
-    implementation draws random *blocks*; token-level keeps the picture readable.)
+    :math:`R_i` are ``num_random`` keys drawn uniformly, without replacement, from the keys
+    ``0 .. length-1`` that query :math:`i` would not otherwise see (fewer if fewer remain). As in
+    the paper, the random graph is drawn once for a sequence length: here when the mask is built,
+    from ``seed`` alone, so the mask of a (query, key) pair never depends on the tile a backend
+    evaluates it in (the index contract), and a KV-cached query sees its row of the full mask.
+    Queries and keys at positions ``>= length`` get no random keys. ``length`` is required when
+    ``num_random > 0``. (The paper's implementation draws random *blocks*; token-level keeps the
+    picture readable.)
     """
-    _int_arg("window", window, 0)
-    _int_arg("num_global", num_global, 0)
-    _int_arg("num_random", num_random, 0)
-    _int_arg("seed", seed, 0)
-    local = masks.sliding_window(window, causal=False) if window > 0 else _diagonal
-    base = masks.or_masks(local, global_tokens(num_global))
+    check_int("window", window, 1)
+    check_int("num_global", num_global, 0)
+    check_int("num_random", num_random, 0)
+    check_int("seed", seed, 0)
+    base = masks.or_masks(masks.sliding_window(window, causal=False), global_tokens(num_global))
+    name = f"bigbird_w{window}_g{num_global}_r{num_random}_s{seed}"
+    if num_random == 0:
+        return masks.named(base, name)
+    if length is None:
+        raise ValueError(
+            "bigbird draws its random keys once, among positions 0 .. length-1: pass length= "
+            f"(the sequence length), got num_random={num_random} and length=None"
+        )
+    check_int("length", length, 1)
+    table = _draw_random_keys(base, length, num_random, seed)  # (length, r), -1 = none
 
     def mod(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
-        kept = base(b, h, q_idx, kv_idx)
-        if num_random == 0:
-            return kept
-        Lk = kv_idx.shape[-1]
-        # One uniform score per (query position, key), from a generator seeded only by `seed`:
-        # row p is the same for every Lq, so a KV-cached query sees the same random keys.
-        g = torch.Generator().manual_seed(seed)
-        u = torch.rand(Lk, Lk, generator=g).to(kv_idx.device)  # (Lk positions, Lk keys)
-        pos = q_idx.reshape(-1)  # (Lq,) positions on the key axis
-        rows = u[pos.clamp(0, Lk - 1)]  # (Lq, Lk)
-        # Among the keys not yet kept, take the num_random with the largest score.
-        cand = torch.where(kept, -1.0, rows)  # (..., Lq, Lk)
-        top = cand.topk(min(num_random, Lk), dim=-1)
-        chosen = torch.zeros_like(kept).scatter(-1, top.indices, top.values >= 0)
-        # Queries before the first key (Lq > Lk) get no random keys.
-        return kept | (chosen & (pos >= 0).view(-1, 1))
+        rows = table.to(kv_idx.device)[q_idx.clamp(0, length - 1)]  # (..., r) for any shape
+        chosen = torch.zeros_like(q_idx == kv_idx)
+        for t in range(num_random):
+            chosen = chosen | (rows[..., t] == kv_idx)
+        # Queries before the first key (Lq > Lk) or past `length` get no random keys.
+        return base(b, h, q_idx, kv_idx) | (chosen & (q_idx >= 0) & (q_idx < length))
 
-    return masks.named(mod, f"bigbird_w{window}_g{num_global}_r{num_random}_s{seed}")
+    return masks.named(mod, f"{name}_n{length}")
 
 
 # --------------------------------------------------------------------------- counting work
@@ -255,7 +276,7 @@ def work_saved(
     m = masks.materialize(mask_mod, Lq, Lk)[0, 0]  # (Lq, Lk)
     if block_size is None:
         return 1.0 - int(m.sum()) / m.numel()
-    _int_arg("block_size", block_size, 1)
+    check_int("block_size", block_size, 1)
     Lq_, Lk_ = m.shape
     nq, nk = -(-Lq_ // block_size), -(-Lk_ // block_size)
     padded = torch.zeros(nq * block_size, nk * block_size, dtype=torch.bool)

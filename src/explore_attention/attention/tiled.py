@@ -41,25 +41,28 @@ time under activation checkpointing (memory still O(block · Lk)), so parameters
 
 **On a CPU**, tile operations are small, and with several intra-op threads each one pays an
 OpenMP hand-off. Without autograd, query tiles are therefore spread over a small pool of
-Python threads running single-threaded operations (:func:`run_parallel`), the way
+Python threads running single-threaded operations
+(:func:`~explore_attention.attention.threads.run_parallel`), the way
 FlashAttention spreads query tiles over GPU thread blocks.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import os
+import threading
+import types
 import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
 from . import core, masks
 from .core import AttentionOutput, MaskMod, ScoreMod, check_qkv
+from .threads import run_parallel
 
 __all__ = [
     "EMPTY",
@@ -67,7 +70,6 @@ __all__ = [
     "PARTIAL",
     "block_map",
     "clear_block_map_cache",
-    "run_parallel",
     "tiled_attention",
 ]
 
@@ -86,22 +88,54 @@ def clear_block_map_cache() -> None:
     _CACHE.clear()
 
 
-def _fingerprint(fn: object, depth: int = 0) -> tuple:
-    """Versions of the tensors a closure captures, so an in-place edit invalidates the cache."""
-    cells = getattr(fn, "__closure__", None) or ()
-    out: list = []
-    for cell in cells:
-        try:
-            x = cell.cell_contents
-        except ValueError:  # empty cell
-            continue
-        if isinstance(x, Tensor):
-            out.append((id(x), x._version, x.data_ptr()))
-        elif callable(x) and depth < 4:
-            out.append(_fingerprint(x, depth + 1))
-        elif isinstance(x, (int, float, str, bool)):
-            out.append(x)
-    return tuple(out)
+class _UncacheableError(Exception):
+    """A mask_mod captures something whose changes we cannot see: do not cache its map."""
+
+
+def _fingerprint(obj: object, depth: int = 0) -> object:
+    """Everything a mask_mod's answer can depend on, as a hashable key.
+
+    Walks closures (and their defaults), tuples, lists, dicts, ``functools.partial``, bound
+    methods and modules' tensors; a tensor contributes its identity, storage and version
+    counter, so an in-place edit (``lengths[0] = 3``) changes the key. Anything else — an
+    object whose state we cannot see — raises :class:`_UncacheableError`: such a mask is evaluated
+    afresh on every call rather than risk a stale map. (Module-level globals a function reads
+    are assumed fixed.)
+    """
+    if depth > 12:
+        raise _UncacheableError
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, Tensor):
+        return ("tensor", id(obj), obj.data_ptr(), obj._version, tuple(obj.shape), obj.dtype)
+    if isinstance(obj, (tuple, list)):
+        return tuple(_fingerprint(x, depth + 1) for x in obj)
+    if isinstance(obj, dict):
+        return tuple((k, _fingerprint(x, depth + 1)) for k, x in obj.items())
+    if isinstance(obj, types.ModuleType):
+        return ("module", obj.__name__)
+    if isinstance(obj, (types.BuiltinFunctionType, type)):
+        return ("builtin", id(obj))
+    if isinstance(obj, functools.partial):
+        return tuple(_fingerprint(x, depth + 1) for x in (obj.func, obj.args, obj.keywords))
+    if isinstance(obj, types.MethodType):
+        return (_fingerprint(obj.__self__, depth + 1), _fingerprint(obj.__func__, depth + 1))
+    if isinstance(obj, nn.Module):
+        return (
+            "nn",
+            id(obj),
+            tuple(_fingerprint(t) for t in obj.state_dict(keep_vars=True).values()),
+        )
+    if isinstance(obj, types.FunctionType):
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(_fingerprint(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                cells.append("<empty>")
+        defaults = (obj.__defaults__, obj.__kwdefaults__)
+        return ("fn", id(obj.__code__), tuple(cells), _fingerprint(defaults, depth + 1))
+    raise _UncacheableError
 
 
 def _eval_mask(mask_mod: MaskMod, B: int, H: int, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
@@ -144,14 +178,29 @@ def block_map(
     :data:`PARTIAL` or :data:`FULL` (over every batch element and head). Exact: the mask is
     evaluated on every (query, key) pair, one query block at a time. Cached per mask_mod.
     """
+    return _cache_entry(mask_mod, B, H, Lq, Lk, block_q, block_k, device)["map"]
+
+
+def _cache_entry(
+    mask_mod: MaskMod | None,
+    B: int,
+    H: int,
+    Lq: int,
+    Lk: int,
+    block_q: int,
+    block_k: int,
+    device: torch.device | str | None,
+) -> dict:
+    """The cached ``{"map": block map, ...}`` of a mask and shape (a fresh dict if uncacheable;
+    the plan adds the masks of partial runs to it, see :func:`_run_drops`)."""
     nq, nk = math.ceil(Lq / block_q), math.ceil(Lk / block_k)
     if mask_mod is None:
-        return torch.full((nq, nk), FULL, dtype=torch.int8)
-    key = (B, H, Lq, Lk, block_q, block_k, str(device), _fingerprint(mask_mod))
+        return {"map": torch.full((nq, nk), FULL, dtype=torch.int8)}
     try:
+        key = (B, H, Lq, Lk, block_q, block_k, str(device), _fingerprint(mask_mod))
         per_mask = _CACHE.setdefault(mask_mod, OrderedDict())
-    except TypeError:  # not weak-referenceable (e.g. a builtin): no cache
-        per_mask = OrderedDict()
+    except (_UncacheableError, TypeError):  # unseen state, or not weak-referenceable: no cache
+        key, per_mask = None, OrderedDict()
     if key in per_mask:
         per_mask.move_to_end(key)
         return per_mask[key]
@@ -164,10 +213,11 @@ def block_map(
         _fill_block_map(state, mask_mod, B, H, Lq, Lk, block_q, block_k, kv_idx, pad, device)
     finally:
         torch.set_num_threads(threads)
-    per_mask[key] = state
+    entry = {"map": state, "cached": key is not None}
+    per_mask[key] = entry
     while len(per_mask) > _CACHE_PER_MASK:
         per_mask.popitem(last=False)
-    return state
+    return entry
 
 
 def _fill_block_map(state, mask_mod, B, H, Lq, Lk, block_q, block_k, kv_idx, pad, device) -> None:
@@ -189,12 +239,12 @@ def _fill_block_map(state, mask_mod, B, H, Lq, Lk, block_q, block_k, kv_idx, pad
 # --------------------------------------------------------------------------- forward
 
 
-def _zero_dead_keys(vj: Tensor, keep: Tensor, B: int, H: int) -> Tensor:
-    """Zero value rows of a tile that no query of that (batch, kv head) may see: ``0·NaN``.
+def _zero_dead_keys(vj: Tensor, drop: Tensor, B: int, H: int) -> Tensor:
+    """Zero key/value rows of a tile that no query of that (batch, kv head) may see: ``0·NaN``.
 
-    ``vj`` is ``(B·Hkv, bk, Dv)``; ``keep`` the tile's mask ``(B|1, H|1, bq, bk)``.
+    ``vj`` is ``(B·Hkv, bk, ·)``; ``drop`` the tile's masked-out entries ``(B|1, H|1, bq, bk)``.
     """
-    dead = ~keep.any(2)  # (B|1, H|1, bk)
+    dead = drop.all(2)  # (B|1, H|1, bk)
     if not bool(dead.any()):
         return vj
     Hkv = vj.shape[0] // B
@@ -202,6 +252,20 @@ def _zero_dead_keys(vj: Tensor, keep: Tensor, B: int, H: int) -> Tensor:
         dead = dead.view(dead.shape[0], Hkv, H // Hkv, -1).all(2)  # (B|1, Hkv, bk)
     dead = dead.expand(B, Hkv, dead.shape[-1]).reshape(B * Hkv, -1, 1)  # (B·Hkv, bk, 1)
     return vj.masked_fill(dead, 0.0)
+
+
+_SCRATCH = threading.local()  # one score buffer per thread, reused by every tile
+
+
+def _scores_buffer(shape: tuple[int, int, int], like: Tensor) -> Tensor:
+    """A ``shape`` view of this thread's reusable score buffer (no autograd: the caller
+    overwrites it every step). Reusing it spares the allocator a multi-MiB block per step,
+    whose fresh pages a default ``malloc`` would fault in again and again."""
+    n = shape[0] * shape[1] * shape[2]
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+        buf = _SCRATCH.buf = like.new_empty(n)
+    return buf[:n].view(shape)
 
 
 def _row(
@@ -214,6 +278,8 @@ def _row(
     mask_mod: MaskMod | None,
     score_mod: ScoreMod | None,
     scale: float,
+    drops: list[Tensor | None] | None = None,
+    finite: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Online softmax of one query block over its non-empty key blocks (Algorithm 1, 7–15).
 
@@ -223,28 +289,41 @@ def _row(
 
     ``qg`` is ``(B·Hkv, G·bq, D)``: the query block of every head sharing a key head stacked,
     so GQA needs no copy of K/V. Returns the block's output ``(B·Hkv, G·bq, Dv)`` and
-    log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key).
+    log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key). ``drops[r]`` is run
+    ``r``'s cached masked-out entries (else the mask is evaluated here); ``finite`` says K and V
+    hold no inf/NaN, so masked keys need not be zeroed.
     """
     B, H, bq = shape
     grad = torch.is_grad_enabled()
     m_i = l_i = acc = None
-    for k0, k1, st in runs:
+    for r, (k0, k1, st) in enumerate(runs):
         kj, vj = k3[:, k0:k1], v3[:, k0:k1]  # (B·Hkv, bk, D), (B·Hkv, bk, Dv)
+        kv_idx = torch.arange(k0, k1, device=qg.device)
+        drop = None
+        if st == PARTIAL:  # (B|1, H|1, bq, bk): True where the mask says no
+            drop = drops[r] if drops is not None else ~_eval_mask(mask_mod, B, H, q_idx, kv_idx)
+            if isinstance(drop, tuple):  # only a few keys are live: gather them
+                drop, kv_idx = drop
+                kj, vj = k3.index_select(1, kv_idx), v3.index_select(1, kv_idx)
+            if not finite:
+                # Keys no query of the tile may see are zeroed: their scores are masked, but
+                # P·V and (in autograd) dQ = dS·K still multiply them by 0, and 0·NaN = NaN.
+                kj = _zero_dead_keys(kj, drop, B, H) if grad else kj
+                vj = _zero_dead_keys(vj, drop, B, H)
         # S_ij = α Q_i K_jᵀ                                          (B·Hkv, G·bq, bk)
-        s = torch.baddbmm(qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale)
-        if score_mod is not None or st == PARTIAL:
-            s4 = s.view(B, H, bq, k1 - k0)  # (B, H, bq, bk)
-            kv_idx = torch.arange(k0, k1, device=s.device)
+        shape3 = (qg.shape[0], qg.shape[1], kj.shape[1])
+        out = None if grad else _scores_buffer(shape3, qg)
+        s = torch.baddbmm(qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale, out=out)
+        if score_mod is not None or drop is not None:
+            s4 = s.view(B, H, bq, kj.shape[1])  # (B, H, bq, bk)
             if score_mod is not None:
                 b = torch.arange(B, device=s.device).view(B, 1, 1, 1)
                 h = torch.arange(H, device=s.device).view(1, H, 1, 1)
                 s4 = score_mod(s4, b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
-            if st == PARTIAL:
-                keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
+            if drop is not None:
                 # in place when nothing is recorded for autograd (out of place copies the tile)
                 fill = s4.masked_fill if grad else s4.masked_fill_
-                s4 = fill(~keep, float("-inf"))
-                vj = _zero_dead_keys(vj, keep, B, H)
+                s4 = fill(drop, float("-inf"))
             s = s4.reshape(s.shape)
         # m_new = max(m, rowmax(S_ij)); shift by 0 where the row is still all -inf
         row_max = s.amax(-1, keepdim=True)
@@ -291,6 +370,47 @@ def _runs(states: list[int], block_k: int, Lk: int) -> list[tuple[int, int, int]
     return [(a, b, c) for a, b, c in runs]
 
 
+DROP_CACHE_ELEMENTS = 2**26  # at most 64 MiB of cached partial-run masks per (mask, shape)
+SPARSE_RUN_FRACTION = 4  # a partial run with at most 1/4 of its keys live gathers only those
+
+
+def _run_drops(entry: dict, mask_mod: MaskMod, plan: _Plan, device) -> list | None:
+    """The masked-out entries of every partial run, ``drops[i][r]`` (None for full runs),
+    evaluated once and cached with the block map — as a compiled kernel would bake a mask in.
+    A run whose live keys are few is stored as ``(drop over those keys, their indices)``.
+    None (evaluate per call) when the mask cannot be cached or the masks would exceed
+    :data:`DROP_CACHE_ELEMENTS`."""
+    if "drops" in entry:
+        return entry["drops"]
+    if not entry.get("cached"):
+        return None
+    drops, total = [], 0
+    for i, runs in enumerate(plan.rows):
+        q_idx = plan.q_idx(i, device)
+        row = []
+        for k0, k1, st in runs:
+            if st != PARTIAL:
+                row.append(None)
+                continue
+            kv_idx = torch.arange(k0, k1, device=device)
+            drop = ~_eval_mask(mask_mod, plan.B, plan.H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
+            live = ~drop.all(2).flatten(0, 1).all(0)  # (bk,): keys some query of the tile sees
+            n_live = int(live.sum())
+            if n_live * SPARSE_RUN_FRACTION <= k1 - k0:
+                # Few live keys (a global key column, a stripe): gather just those keys.
+                cols = live.nonzero().flatten()
+                row.append((drop[..., cols].contiguous(), cols + k0))
+            else:
+                row.append(drop)
+            total += drop.numel()
+            if total > DROP_CACHE_ELEMENTS:
+                entry["drops"] = None
+                return None
+        drops.append(row)
+    entry["drops"] = drops
+    return drops
+
+
 class _Plan:
     """Shapes, blocks and the block map of one call."""
 
@@ -300,8 +420,14 @@ class _Plan:
         self.G = self.H // self.Hkv
         self.bs, self.bk = block_q, block_k
         self.nq = math.ceil(self.Lq / block_q)
-        self.map = block_map(mask_mod, self.B, self.H, self.Lq, self.Lk, block_q, block_k, q.device)
+        entry = _cache_entry(mask_mod, self.B, self.H, self.Lq, self.Lk, block_q, block_k, q.device)
+        self.map = entry["map"]
         self.rows = [_runs(r.tolist(), block_k, self.Lk) for r in self.map]
+        partial = bool((self.map == PARTIAL).any())
+        # Masked keys need zeroing only if K or V holds an inf or NaN (0·NaN = NaN). A sum is
+        # one cheap pass and is non-finite whenever an entry is (or on overflow: then we zero).
+        self.finite = not partial or bool(torch.isfinite(k.sum() + v.sum()))
+        self.drops = _run_drops(entry, mask_mod, self, q.device) if partial else None
 
     def q_block(self, x: Tensor, i: int) -> Tensor:
         """Rows of block ``i`` of a (B, H, Lq, ·) tensor, grouped: (B·Hkv, G·bq, ·)."""
@@ -332,8 +458,19 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
     def one(i: int) -> None:
         qg = plan.q_block(q, i)
         shape = (plan.B, plan.H, qg.shape[1] // plan.G)
+        drops = plan.drops[i] if plan.drops is not None else None
         o, l_ = _row(
-            qg, k3, v3, plan.rows[i], plan.q_idx(i, q.device), shape, mask_mod, score_mod, scale
+            qg,
+            k3,
+            v3,
+            plan.rows[i],
+            plan.q_idx(i, q.device),
+            shape,
+            mask_mod,
+            score_mod,
+            scale,
+            drops,
+            plan.finite,
         )
         q0 = i * plan.bs
         out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)  # disjoint rows: no race
@@ -348,33 +485,6 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
     # interleaved rows balance causal work (late rows have more key tiles)
     run_parallel([lambda t=t: [one(i) for i in range(t, plan.nq, n)] for t in range(n)])
     return out, lse
-
-
-_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, size): a fork gets its own
-
-
-def run_parallel(tasks: list) -> None:
-    """Run ``tasks`` (callables) on a persistent pool of Python threads, each with one intra-op
-    thread and no autograd; the caller's thread count is restored afterwards. Tasks must write
-    to disjoint memory."""
-    threads = torch.get_num_threads()
-    n = len(tasks)
-    key = (os.getpid(), n)
-    pool = _POOL.get(key)
-    if pool is None:
-        pool = _POOL[key] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ea-tiles")
-
-    def wrapped(task) -> None:
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            task()
-
-    torch.set_num_threads(1)
-    try:
-        for f in [pool.submit(wrapped, t) for t in tasks]:
-            f.result()
-    finally:
-        torch.set_num_threads(threads)
 
 
 class _TiledAttention(torch.autograd.Function):
@@ -416,16 +526,21 @@ class _TiledAttention(torch.autograd.Function):
                 if st == EMPTY:
                     continue
                 qg, dog, dig, lseg = blocks[i]
-                s = torch.baddbmm(
-                    qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale
-                )  # (B·Hkv, G·bq, bk)
-                vjj = vj
+                kjj, vjj, drop = kj, vj, None
                 if st == PARTIAL:
                     q_idx = plan.q_idx(i, q.device)
-                    keep = _eval_mask(mask_mod, B, H, q_idx, kv_idx)
-                    s4 = s.view(B, H, q_idx.numel(), k1 - k0).masked_fill(~keep, float("-inf"))
+                    drop = ~_eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
+                    if not plan.finite:
+                        # dQ_i += α dS_ij K_j reads every key of the tile: zero the ones no
+                        # query of the tile sees, or a NaN there turns dQ into 0·NaN = NaN
+                        kjj = _zero_dead_keys(kj, drop, B, H)
+                        vjj = _zero_dead_keys(vj, drop, B, H)
+                s = torch.baddbmm(
+                    qg.new_empty(()), qg, kjj.transpose(1, 2), beta=0.0, alpha=scale
+                )  # (B·Hkv, G·bq, bk)
+                if drop is not None:
+                    s4 = s.view(B, H, q_idx.numel(), k1 - k0).masked_fill_(drop, float("-inf"))
                     s = s4.reshape(s.shape)
-                    vjj = _zero_dead_keys(vj, keep, B, H)
                 # P_ij = exp(S_ij − L_i)
                 p = s.sub_(lseg).exp_()
                 # dV_j += P_ijᵀ dO_i
@@ -435,7 +550,7 @@ class _TiledAttention(torch.autograd.Function):
                 # dQ_i += α dS_ij K_j ;  dK_j += α dS_ijᵀ Q_i
                 q0 = i * bs
                 dq[:, :, q0 : q0 + qg.shape[1] // plan.G] += plan.unblock(
-                    torch.bmm(ds, kj).mul_(scale), i
+                    torch.bmm(ds, kjj).mul_(scale), i
                 )
                 dk3[:, k0:k1].baddbmm_(ds.transpose(1, 2), qg, alpha=scale)
         dk = dk3.view(B, Hkv, plan.Lk, plan.D)
@@ -462,6 +577,8 @@ def _with_score_mod_grad(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> Te
             mask_mod,
             score_mod,
             scale,
+            plan.drops[i] if plan.drops is not None else None,
+            plan.finite,
             use_reentrant=False,
         )
         outs.append(plan.unblock(o, i))

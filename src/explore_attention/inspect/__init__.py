@@ -16,6 +16,8 @@ from typing import Any
 _EXPORTS = {
     "capture": ".capture",
     "classify_heads": ".head_types",
+    "attention_by_distance": ".distance",
+    "mean_distance": ".distance",
     "query_key": ".neurons",
     "ablate_heads": ".neurons",
     "HeadTypes": ".head_types",

@@ -171,14 +171,14 @@ def query_key(model: nn.Module, inputs: Any, layer: int, head: int) -> QueryKey:
     _check_layer_head("head", head, H)
     kh = head // (H // Hkv)  # grouped-query attention: the key head this query head reads
     scale = float(got["scale"])
-    qh, khv = q[head].float(), k[kh].float()  # (Lq, Dh), (Lk, Dh)
+    qh, khv = q[head].float().cpu(), k[kh].float().cpu()  # (Lq, Dh), (Lk, Dh)
     scores = scale * qh @ khv.T  # (Lq, Lk)
     allowed = got["allowed"]  # (Lq, Lk) bool
     scores = scores.masked_fill(~allowed, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     q_raw = k_raw = None
     if got.get("q_raw") is not None:
-        qr, kr = got["q_raw"][0][head].float(), got["k_raw"][0][kh].float()
+        qr, kr = got["q_raw"][0][head].float().cpu(), got["k_raw"][0][kh].float().cpu()
         if not (torch.allclose(qr, qh) and torch.allclose(kr, khv)):
             q_raw, k_raw = qr, kr
     return QueryKey(qh, khv, q_raw, k_raw, scale, scores, weights)
@@ -258,14 +258,14 @@ def _own_query_key(model: nn.Module, att: nn.Module, inputs: Any) -> dict[str, A
         if base is not None:
             from ..attention.positional import apply_rope
 
-            q = apply_rope(q, torch.arange(q.shape[2]), base=base)
-            k = apply_rope(k, torch.arange(k.shape[2]), base=base)
+            q = apply_rope(q, torch.arange(q.shape[2], device=q.device), base=base)
+            k = apply_rope(k, torch.arange(k.shape[2], device=k.device), base=base)
         mm = kw.get("mask_mod")
         Lq, Lk = q.shape[2], k.shape[2]
         allowed = (
             torch.ones(Lq, Lk, dtype=torch.bool)
             if mm is None
-            else masks.materialize(mm, Lq, Lk)[0, 0].bool()
+            else masks.materialize(mm, Lq, Lk)[0, 0].bool().cpu()
         )
         got.update(q=q.detach(), k=k.detach(), scale=q.shape[-1] ** -0.5, allowed=allowed)
 
@@ -298,6 +298,8 @@ def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]) -> Iterator
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     hf = _is_hf(model)
     mods = _hf_attention_modules(model) if hf else _own_attention_modules(model)
+    if not mods:
+        raise TypeError(f"found no attention modules in {type(model).__name__}")
     chosen: dict[int, set[int]] = {}
     for pair in heads:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..checks import check_tokens
+
 __all__ = ["KINDS", "AttentionTrace"]
 
 KINDS = ("self", "cross", "causal")
@@ -38,18 +40,8 @@ class AttentionTrace:
                 f"attentions must have shape (layers, heads, Lq, Lk), got {tuple(a.shape)}"
             )
         self.attentions = a.detach().to("cpu", torch.float32)
-        self.tokens = [str(t) for t in self.tokens]
-        self.key_tokens = [str(t) for t in self.key_tokens]
-        if len(self.tokens) != a.shape[2]:
-            raise ValueError(
-                f"tokens has {len(self.tokens)} entries but attentions has Lq={a.shape[2]} "
-                f"(shape {tuple(a.shape)})"
-            )
-        if len(self.key_tokens) != a.shape[3]:
-            raise ValueError(
-                f"key_tokens has {len(self.key_tokens)} entries but attentions has "
-                f"Lk={a.shape[3]} (shape {tuple(a.shape)})"
-            )
+        self.tokens = check_tokens("tokens", [str(t) for t in self.tokens], a.shape[2])
+        self.key_tokens = check_tokens("key_tokens", [str(t) for t in self.key_tokens], a.shape[3])
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
 

@@ -12,10 +12,16 @@ pass through blocks that each do three things, as in the Transformer decoder of 
            {\sqrt{d_h}}\Big)\, z W^V &&\text{(words read the image)}\\
     t''' &= t'' + \operatorname{MLP}(\operatorname{LN}(t''))
 
-with ``z`` the encoded patches. The cross-attention weights ``(H, L_text, N_patches)`` say, for
-every word, which patches it looked at — the view that lets us check whether "circle" finds the
-circle (grounding; cf. the co-attention of Lu et al. 2019, ViLBERT, arXiv:1908.02265). The answer
-is read from the mean of the final word states.
+with ``z`` the encoded patches; ``text_layers`` such blocks are successive cross-attention
+*hops* (a later hop reads the image again with words that already hold what the earlier hop
+found), optionally after ``word_layers`` word-only blocks. The cross-attention weights
+``(H, L_text, N_patches)`` say, for every word, which patches it looked at — the view that
+lets us check whether "circle" finds the circle (grounding; cf. the co-attention of Lu et al.
+2019, ViLBERT, arXiv:1908.02265). The answer is read from the mean of the final word states.
+
+With ``locate=True`` a linear head also reads, from each shape word's final state, the centre
+of the object it names; its squared error is an auxiliary loss (multi-task supervision with
+object positions, as in the box losses of MDETR, Kamath et al. 2021, arXiv:2104.12763).
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention.multihead import MultiHeadAttention
+from ..checks import check_int
 from .blocks import PreLNBlock
 from .config import resolve_config
 from .output import ModelOutput
@@ -65,7 +73,11 @@ class MultimodalConfig:
     d_model: int = 64  # width of image and word tokens
     num_heads: int = 4  # heads in every attention layer
     image_layers: int = 2  # self-attention blocks over the patches
-    text_layers: int = 2  # word blocks (self-attention + cross-attention + MLP)
+    text_layers: int = (
+        2  # word blocks (self-attention + cross-attention + MLP): cross-attention hops
+    )
+    word_layers: int = 0  # word-only blocks before the first hop (the nouns read each other)
+    locate: bool = False  # a head that reads each word's object centre (x, y) from its state
     mlp_ratio: int = 2  # MLP hidden width = mlp_ratio * d_model
     dropout: float = 0.0  # dropout in training
 
@@ -86,6 +98,7 @@ class MultimodalConfig:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+        check_int("word_layers", self.word_layers, minimum=0)
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size ({self.image_size}) must be divisible by patch_size "
@@ -105,14 +118,20 @@ class MultimodalConfig:
 
 
 class CrossAttentionBlock(nn.Module):
-    """Word block: self-attention over words, cross-attention to patches, MLP (all pre-LN)."""
+    """Word block: self-attention over words, cross-attention to patches, MLP (all pre-LN).
 
-    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float) -> None:
+    ``cross=False`` drops the cross-attention: a word-only block (the nouns read each other).
+    """
+
+    def __init__(
+        self, d_model: int, num_heads: int, mlp_ratio: int, dropout: float, cross: bool = True
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
         self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads)
+        if cross:
+            self.norm2 = nn.LayerNorm(d_model)
+            self.cross_attn = MultiHeadAttention(d_model, num_heads)
         self.norm3 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(
             nn.Linear(d_model, mlp_ratio * d_model),
@@ -128,16 +147,19 @@ class CrossAttentionBlock(nn.Module):
         """``t (B, L, d)``, ``image (B, N, d)``, ``key_padding_mask (B, L)`` True = pad.
 
         Returns ``(t, self weights (B, H, L, L), cross weights (B, H, L, N))`` (weights None
-        when ``return_weights=False``).
+        when ``return_weights=False``; cross weights None in a word-only block).
         """
         a = self.self_attn(
             self.norm1(t), key_padding_mask=key_padding_mask, return_weights=return_weights
         )
         t = t + self.drop(a.output)
-        c = self.cross_attn(self.norm2(t), image, return_weights=return_weights)
-        t = t + self.drop(c.output)
+        w_cross = None
+        if hasattr(self, "cross_attn"):
+            c = self.cross_attn(self.norm2(t), image, return_weights=return_weights)
+            t = t + self.drop(c.output)
+            w_cross = c.weights
         t = t + self.drop(self.mlp(self.norm3(t)))
-        return t, a.weights, c.weights
+        return t, a.weights, w_cross
 
 
 class SceneQA(nn.Module):
@@ -160,12 +182,18 @@ class SceneQA(nn.Module):
         self.image_norm = nn.LayerNorm(c.d_model)
         self.word_embed = nn.Embedding(c.vocab_size, c.d_model, padding_idx=0)
         self.word_pos = nn.Parameter(torch.randn(1, c.max_text_len, c.d_model) * 0.02)
+        self.word_blocks = nn.ModuleList(
+            CrossAttentionBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout, cross=False)
+            for _ in range(c.word_layers)
+        )
         self.text_blocks = nn.ModuleList(
             CrossAttentionBlock(c.d_model, c.num_heads, c.mlp_ratio, c.dropout)
             for _ in range(c.text_layers)
         )
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.num_answers)
+        # where each word's object is, (x, y) in [0, 1]: trained only when targets are given
+        self.locator = nn.Linear(c.d_model, 2) if c.locate else None
 
     @property
     def patch_tokens(self) -> list[str]:
@@ -193,10 +221,24 @@ class SceneQA(nn.Module):
         if ids.min() < 0 or ids.max() >= c.vocab_size:
             raise ValueError(f"ids must be in [0, {c.vocab_size}), got {ids.min()}..{ids.max()}")
 
-    def forward(self, images: Tensor, ids: Tensor, *, return_weights: bool = False) -> ModelOutput:
-        """Logits ``(B, num_answers)``; with ``return_weights`` also every layer's weights in
+    def forward(
+        self,
+        images: Tensor,
+        ids: Tensor,
+        labels: Tensor | None = None,
+        *,
+        centres: Tensor | None = None,
+        return_weights: bool = False,
+    ) -> ModelOutput:
+        """Logits ``(B, num_answers)``, and the cross-entropy ``loss`` against ``labels (B,)``
+        (answer indices) when given; with ``return_weights`` also every layer's weights in
         ``attentions``: ``"encoder"`` patches ↔ patches ``(B, H, N, N)``, ``"text"`` words ↔
-        words ``(B, H, L, L)``, ``"cross"`` words → patches ``(B, H, L, N)``.
+        words ``(B, H, L, L)`` (word-only blocks first), ``"cross"`` words → patches
+        ``(B, H, L, N)`` (one per hop).
+
+        ``centres (B, L, 2)`` (needs ``config.locate``): the centre ``(x, y)`` in ``[0, 1]`` of
+        the object each word names, NaN for other words; their squared error from the locator
+        head is added to the loss — every named object is also asked "where is it?".
 
         Without weights the fused attention kernel runs.
         """
@@ -212,12 +254,21 @@ class SceneQA(nn.Module):
         padding = ids == 0  # (B, L) True = pad
         t = self.word_embed(ids) + self.word_pos[:, : ids.shape[1]]  # (B, L, d)
         text_w, cross_w = [], []
-        for block in self.text_blocks:
+        for block in [*self.word_blocks, *self.text_blocks]:
             t, ws, wc = block(t, z, padding, return_weights=return_weights)
             text_w.append(ws)
-            cross_w.append(wc)
+            if hasattr(block, "cross_attn"):
+                cross_w.append(wc)
         keep = (~padding).unsqueeze(-1).to(t.dtype)  # (B, L, 1)
         pooled = (self.norm(t) * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, d)
+        logits = self.head(pooled)  # (B, num_answers)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        if centres is not None:
+            if self.locator is None:
+                raise ValueError("centres need a model built with locate=True")
+            named = ~centres.isnan().any(-1)  # (B, L) words that name an object
+            err = (self.locator(t[named]) - centres[named]).pow(2).sum(-1).mean()
+            loss = err if loss is None else loss + err
         attentions = None
         if return_weights:
             attentions = {
@@ -225,4 +276,4 @@ class SceneQA(nn.Module):
                 "text": tuple(text_w),
                 "cross": tuple(cross_w),
             }
-        return ModelOutput(self.head(pooled), attentions=attentions)
+        return ModelOutput(logits, loss=loss, attentions=attentions)

@@ -11,6 +11,11 @@ on every machine).
 Run ``python -m explore_attention.tasks.compare --out docs/results/`` (a few minutes on a laptop
 CPU; ``EXPLORE_ATTENTION_QUICK=1`` for a smoke run); it writes ``attention_vs_rnn.json``,
 ``attention_vs_rnn.md`` and ``attention_vs_rnn.png``.
+
+``--recall-controls`` runs the controlled experiments on associative recall instead (why the
+one-layer Transformer fails it: :data:`RECALL_CONTROLS` changes one thing at a time — parameters
+or depth) and writes ``recall_controls.json`` / ``recall_controls.md``; each record also
+holds :func:`recall_attention`, where the trained decoder's cross-attention goes.
 """
 
 from __future__ import annotations
@@ -18,17 +23,28 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..data import synthetic
+from ..decoding import greedy
 from ..train import TrainConfig, train
 from .common import exact_match_batches, quick
 from .synthetic import make_task
 
-__all__ = ["MODELS", "Setting", "count_parameters", "match_sizes", "run_comparison", "saved_bytes"]
+__all__ = [
+    "MODELS",
+    "RECALL_CONTROLS",
+    "Setting",
+    "count_parameters",
+    "match_sizes",
+    "recall_attention",
+    "recall_controls",
+    "run_comparison",
+    "saved_bytes",
+]
 
 MODELS = ("lstm", "gru", "bahdanau", "transformer")
 
@@ -63,15 +79,16 @@ def _count(task: str, model: str, setting: Setting, sizes: dict) -> int:
     )
 
 
-def match_sizes(task: str, model: str, setting: Setting) -> dict:
+def match_sizes(task: str, model: str, setting: Setting, num_layers: int = 1) -> dict:
     """Model sizes whose parameter count comes closest to ``setting.budget``.
 
-    RNNs: the hidden width (even), embeddings half as wide. Transformer (one encoder and one
-    decoder layer): the largest width (a multiple of 4, for 4 heads) under the budget, then
-    the feed-forward width that fills the rest (parameters are linear in ``d_ff``).
+    RNNs: the hidden width (even), embeddings half as wide. Transformer (``num_layers`` encoder
+    and decoder layers; 1 by default, like the one-layer RNNs): the largest width (a multiple of
+    4, for 4 heads) under the budget, then the feed-forward width that fills the rest
+    (parameters are linear in ``d_ff``).
     """
     if model == "transformer":
-        one = {"num_layers": 1}  # one encoder + one decoder layer, like the one-layer RNNs
+        one = {"num_layers": num_layers}
         width = 4
         while _count(task, model, setting, {"hidden": width + 4, **one}) <= setting.budget:
             width += 4
@@ -116,45 +133,135 @@ def run_comparison(
     """Train every (task, model) pair and measure it; return one record per pair."""
     records = []
     for task in tasks:
-        opts = _options(task, setting)
-        lengths = range(1, opts["max_len"] + 1)
         for model in models:
             sizes = match_sizes(task, model, setting)
-            torch.manual_seed(setting.seed)
-            t = make_task(model=model, **sizes, eval_size=64, **opts)
-            cfg = TrainConfig(
-                steps=setting.steps,
-                batch_size=setting.batch_size,
-                lr=setting.lr,
-                eval_every=setting.steps,
-                seed=setting.seed,
-                warmup=50,
-            )
-            start = time.perf_counter()
-            res = train(t, cfg, progress=progress, name=f"{task}/{model}")
-            per_step = (time.perf_counter() - start) / setting.steps
-            acc = {}
-            for L in lengths:
-                g = torch.Generator().manual_seed(1000 + L)
-                kw = {k: v for k, v in opts.items() if k != "task"}
-                kw.update(min_len=L, max_len=L)
-                src, tgt = synthetic.sample(task, setting.per_length, generator=g, **kw)
-                hits = exact_match_batches(res.model, src, tgt)
-                acc[L] = sum(hits) / len(hits)
-            batch = t.sample(torch.Generator().manual_seed(7), setting.batch_size)
-            records.append(
-                {
-                    "task": task,
-                    "model": model,
-                    "sizes": sizes,
-                    "parameters": count_parameters(res.model),
-                    "seconds_per_step": per_step,
-                    "activation_bytes": saved_bytes(res.model, batch),
-                    "final_loss": res.history[-1]["loss"],
-                    "accuracy_by_length": acc,
-                }
-            )
+            records.append(_train_and_measure(task, model, sizes, setting, progress)[0])
     return records
+
+
+def _test_set(task: str, setting: Setting, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed evaluation examples of one length (recall: ``length`` pairs)."""
+    kw = {k: v for k, v in _options(task, setting).items() if k != "task"}
+    kw.update(min_len=length, max_len=length)
+    g = torch.Generator().manual_seed(1000 + length)
+    return synthetic.sample(task, setting.per_length, generator=g, **kw)
+
+
+def _train_and_measure(
+    task: str, model: str, sizes: dict, setting: Setting, progress: bool
+) -> tuple[dict, torch.nn.Module]:
+    """Train one model with ``setting`` and measure it: ``(record, trained model)``."""
+    opts = _options(task, setting)
+    torch.manual_seed(setting.seed)
+    t = make_task(model=model, **sizes, eval_size=64, **opts)
+    cfg = TrainConfig(
+        steps=setting.steps,
+        batch_size=setting.batch_size,
+        lr=setting.lr,
+        eval_every=setting.steps,
+        seed=setting.seed,
+        warmup=50,
+    )
+    start = time.perf_counter()
+    res = train(t, cfg, progress=progress, name=f"{task}/{model}")
+    per_step = (time.perf_counter() - start) / setting.steps
+    acc = {}
+    for L in range(1, opts["max_len"] + 1):
+        hits = exact_match_batches(res.model, *_test_set(task, setting, L))
+        acc[L] = sum(hits) / len(hits)
+    batch = t.sample(torch.Generator().manual_seed(7), setting.batch_size)
+    record = {
+        "task": task,
+        "model": model,
+        "sizes": sizes,
+        "parameters": count_parameters(res.model),
+        "seconds_per_step": per_step,
+        "activation_bytes": saved_bytes(res.model, batch),
+        "final_loss": res.history[-1]["loss"],
+        "accuracy_by_length": acc,
+    }
+    return record, res.model
+
+
+# Controlled experiments on recall, one change at a time from the table's one-layer Transformer:
+# (name, encoder = decoder layers, parameter budget x, training steps x).
+RECALL_CONTROLS = (
+    ("1 layer (the table's model)", 1, 1, 1),
+    ("1 layer, 4x parameters", 1, 4, 1),
+    ("2 layers", 2, 1, 1),
+)
+
+
+@torch.no_grad()
+def recall_attention(model: torch.nn.Module, setting: Setting, pairs: int) -> dict[str, float]:
+    """Where a trained recall model's decoder looks when it writes the answer.
+
+    On the fixed test set with ``pairs`` key/value pairs, greedy-decode and take the first
+    output step's cross-attention (last layer, mean over heads). Returns the exact-match
+    ``accuracy``; ``answer_in_input``: how often the answer is one of the input's values;
+    ``on_values``: the weight on the value positions; ``on_right_value``: the weight on the
+    value that answers the query (first pair holding it); ``chance``: ``on_values / pairs``,
+    what ``on_right_value`` would be if the weight on the values ignored the query.
+    """
+    src, tgt = _test_set("recall", setting, pairs)
+    hyp, w = greedy(model, src, max_len=3)  # w: (B, T, S)
+    w0 = w[:, 0, : 2 * pairs]  # (B, 2n): the answer step over the pairs
+    values = src[:, 1 : 2 * pairs : 2]  # (B, n) value tokens
+    right = tgt[:, 1]  # (B,) the answer
+    which = (values == right[:, None]).float().argmax(-1)  # (B,) its pair
+    on_values = w0[:, 1::2]  # (B, n)
+    answer = torch.tensor([h[0] if h else -1 for h in hyp])
+    total = on_values.sum(-1).mean().item()
+    return {
+        "accuracy": (answer == right).float().mean().item(),
+        "answer_in_input": (answer[:, None] == values).any(-1).float().mean().item(),
+        "on_values": total,
+        "on_right_value": on_values.gather(1, which[:, None]).mean().item(),
+        "chance": total / pairs,
+    }
+
+
+def recall_controls(
+    setting: Setting, progress: bool = True, controls: tuple = RECALL_CONTROLS
+) -> list[dict]:
+    """Train the Transformer of each control (default :data:`RECALL_CONTROLS`) on recall; one
+    record per control. Each control seeds its own run, so any subset gives the same records."""
+    records = []
+    pairs = _options("recall", setting)["max_len"]
+    for name, layers, budget_x, steps_x in controls:
+        s = replace(setting, budget=setting.budget * budget_x, steps=setting.steps * steps_x)
+        sizes = match_sizes("recall", "transformer", s, num_layers=layers)
+        record, model = _train_and_measure("recall", "transformer", sizes, s, progress)
+        record.update(
+            control=name,
+            steps=s.steps,
+            attention={n: recall_attention(model, setting, n) for n in (2, pairs)},
+        )
+        records.append(record)
+    return records
+
+
+def write_controls(records: list[dict], setting: Setting, out: Path) -> None:
+    """Write ``recall_controls.json`` and a markdown table of :func:`recall_controls`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recall_controls.json").write_text(
+        json.dumps({"setting": setting.__dict__, "records": records}, indent=2) + "\n"
+    )
+    n = _options("recall", setting)["max_len"]
+    lines = [
+        f"| control | params | steps | acc. (all) | acc. ({n} pairs) | "
+        f"weight on right value / chance ({n} pairs) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        accs = list(r["accuracy_by_length"].values())
+        a = r["attention"][n]
+        lines.append(
+            f"| {r['control']} | {r['parameters']:,} | {r['steps']} | "
+            f"{sum(accs) / len(accs):.3f} | {accs[-1]:.3f} | "
+            f"{a['on_right_value']:.2f} / {a['chance']:.2f} |"
+        )
+    (out / "recall_controls.md").write_text(f"Setting: {setting}\n\n" + "\n".join(lines) + "\n")
 
 
 def write_report(records: list[dict], setting: Setting, out: Path) -> None:
@@ -212,10 +319,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default="docs/results", help="folder for JSON, markdown and PNG")
     p.add_argument("--steps", type=int, help="override the steps per model")
+    p.add_argument(
+        "--recall-controls",
+        action="store_true",
+        help="run the controlled recall experiments (RECALL_CONTROLS) instead",
+    )
     args = p.parse_args(argv)
     setting = QUICK if quick() else Setting()
     if args.steps:
         setting = Setting(**{**setting.__dict__, "steps": args.steps})
+    if args.recall_controls:
+        write_controls(recall_controls(setting), setting, Path(args.out))
+        print((Path(args.out) / "recall_controls.md").read_text())
+        return 0
     records = run_comparison(setting)
     write_report(records, setting, Path(args.out))
     print((Path(args.out) / "attention_vs_rnn.md").read_text())

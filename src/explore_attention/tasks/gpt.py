@@ -12,12 +12,11 @@ tokenizer + README with the command).
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +24,7 @@ from torch import Tensor, nn
 from ..data.text import CharTokenizer, gpt2_tokenizer, pydoc_text, random_batch, split_ids
 from ..models.gpt import GPT, GPTConfig
 from ..train import Task, TrainConfig
+from .cli import command, parser, train_task
 
 __all__ = ["lm_loss", "make_bpe", "make_char", "sample_text", "tokenizer_for", "val_loss"]
 
@@ -46,33 +46,20 @@ def val_loss(model: nn.Module, windows: list[tuple[Tensor, Tensor]]) -> float:
 def _make(
     kind: str,
     ids: list[int],
-    vocab_size: int,
+    cfg: GPTConfig,
     meta: dict,
-    *,
-    num_layers: int,
-    num_heads: int,
-    d_model: int,
-    max_len: int,
-    dropout: float,
-    positions: str,
-    eval_batches: int,
     defaults: TrainConfig,
+    eval_batches: int,
+    attention: str = "dense",
+    window: int = 16,
 ) -> Task:
-    cfg = GPTConfig(
-        vocab_size=vocab_size,
-        max_len=max_len,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        d_model=d_model,
-        dropout=dropout,
-        positions=positions,
-    )
+    """A GPT language-model task on the token stream ``ids``."""
     train, val = split_ids(ids, val_fraction=0.1)
     g = torch.Generator().manual_seed(1234)
-    windows = [random_batch(val, 32, max_len, g) for _ in range(eval_batches)]
+    windows = [random_batch(val, 32, cfg.max_len, g) for _ in range(eval_batches)]
 
     def sample(gen: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
-        return random_batch(train, n, max_len, gen)
+        return random_batch(train, n, cfg.max_len, gen)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return {"val_loss": val_loss(m, windows)}
@@ -86,81 +73,56 @@ def _make(
         },
         **meta,
     }
-    return Task(GPT(cfg), {"config": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
+    if attention == "dense":
+        return Task(GPT(cfg), {"config": cfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta)
+    from ..models.gpt_variants import VariantGPT, VariantGPTConfig
+
+    vcfg = VariantGPTConfig(**cfg.to_dict(), attention=attention, window=window)
+    return Task(
+        VariantGPT(vcfg), {"config": vcfg.to_dict()}, sample, lm_loss, evaluate, defaults, meta
+    )
+
+
+# Each task's GPT (the vocabulary comes from the tokenizer); a task option naming a GPTConfig
+# field overrides it. Characters: nanoGPT's CPU recipe, GPTConfig's defaults (4 layers, 4 heads,
+# 128 dims, context 64). BPE: 50,257-id embeddings dominate, so a smaller body.
+CHAR_CONFIG = GPTConfig()
+BPE_CONFIG = GPTConfig(num_layers=2, d_model=64)
+CHAR_TRAIN = TrainConfig(
+    steps=2500,
+    batch_size=24,
+    lr=1e-3,
+    weight_decay=0.1,
+    warmup=100,
+    eval_every=250,
+    metric="val_loss",
+    mode="min",
+)
+BPE_TRAIN = replace(CHAR_TRAIN, steps=1500, batch_size=16, lr=2e-3)
 
 
 def make_char(
-    num_layers: int = 4,
-    num_heads: int = 4,
-    d_model: int = 128,
-    max_len: int = 64,
-    dropout: float = 0.0,
-    positions: str = "learned",
-    eval_batches: int = 20,
+    eval_batches: int = 20, attention: str = "dense", window: int = 16, **config: Any
 ) -> Task:
-    """``gpt-char``: character-level GPT on pydoc text (nanoGPT's CPU sizes by default)."""
+    """``gpt-char``: character-level GPT on pydoc text. ``config``: :class:`GPTConfig` fields
+    (``num_layers``, ``num_heads``, ``d_model``, ``max_len``, ``dropout``, ``positions``, …)
+    over :data:`CHAR_CONFIG`. ``attention``: ``"dense"`` (softmax), ``"sliding"`` (the last
+    ``window`` tokens) or ``"linear"`` (elu + 1 kernel), the last two as
+    :class:`~explore_attention.models.gpt_variants.VariantGPT`."""
     text = pydoc_text()
     tok = CharTokenizer.from_text(text)
-    return _make(
-        "char",
-        tok.encode(text),
-        tok.vocab_size,
-        {"chars": tok.chars},
-        num_layers=num_layers,
-        num_heads=num_heads,
-        d_model=d_model,
-        max_len=max_len,
-        dropout=dropout,
-        positions=positions,
-        eval_batches=eval_batches,
-        defaults=TrainConfig(
-            steps=2500,
-            batch_size=24,
-            lr=1e-3,
-            weight_decay=0.1,
-            warmup=100,
-            eval_every=250,
-            metric="val_loss",
-            mode="min",
-        ),
-    )
+    cfg = replace(CHAR_CONFIG, vocab_size=tok.vocab_size, **config)
+    meta = {"chars": tok.chars}
+    return _make("char", tok.encode(text), cfg, meta, CHAR_TRAIN, eval_batches, attention, window)
 
 
-def make_bpe(
-    num_layers: int = 2,
-    num_heads: int = 4,
-    d_model: int = 64,
-    max_len: int = 64,
-    dropout: float = 0.0,
-    positions: str = "learned",
-    eval_batches: int = 10,
-) -> Task:
-    """``gpt-bpe``: GPT on pydoc text with GPT-2's BPE (50,257 ids, tied embeddings)."""
+def make_bpe(eval_batches: int = 10, **config: Any) -> Task:
+    """``gpt-bpe``: GPT on pydoc text with GPT-2's BPE (50,257 ids, tied embeddings).
+    ``config``: :class:`GPTConfig` fields over :data:`BPE_CONFIG`."""
     tok = gpt2_tokenizer()
     ids = tok(pydoc_text())["input_ids"]
-    return _make(
-        "gpt2-bpe",
-        ids,
-        tok.vocab_size,
-        {},
-        num_layers=num_layers,
-        num_heads=num_heads,
-        d_model=d_model,
-        max_len=max_len,
-        dropout=dropout,
-        positions=positions,
-        eval_batches=eval_batches,
-        defaults=TrainConfig(
-            steps=1500,
-            batch_size=16,
-            lr=2e-3,
-            weight_decay=0.1,
-            warmup=100,
-            eval_every=250,
-            metric="val_loss",
-            mode="min",
-        ),
-    )
+    cfg = replace(BPE_CONFIG, vocab_size=tok.vocab_size, **config)
+    return _make("gpt2-bpe", ids, cfg, {}, BPE_TRAIN, eval_batches)
 
 
 def tokenizer_for(meta: dict):
@@ -214,33 +176,20 @@ Sample (prompt `{prompt!r}`, temperature 0.8, top-k 20, seed 0):
 
 def main(argv: list[str] | None = None) -> int:
     from ..models.hf_export import char_tokenizer_fast, export_gpt2
-    from ..train import get_task, train
 
-    p = argparse.ArgumentParser(
-        prog="python -m explore_attention.tasks.gpt",
-        description="Train a GPT task and export it in GPT-2 format.",
-    )
+    p = parser("python -m explore_attention.tasks.gpt", "Train a GPT task, export GPT-2 format.")
     p.add_argument("task", choices=["gpt-char", "gpt-bpe"])
-    p.add_argument("--out", required=True, help="Hugging Face folder to write")
     p.add_argument("--work", help="training-loop checkpoint folder (default: runs/NAME)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    task = get_task(args.task, seed=args.seed)
-    cfg = replace(task.defaults, seed=args.seed, steps=args.steps or task.defaults.steps)
     work = Path(args.work or Path("runs") / Path(args.out).name)
-    res = train(task, cfg, out=work, overwrite=True, progress=not args.no_progress, name=args.task)
+    task, res = train_task(args.task, args, work, overwrite=True)
     model = res.model.cpu().eval()
     tok = tokenizer_for(task.meta)
     prompt = "The "
     sample = sample_text(model, tok, prompt, 300 if isinstance(tok, CharTokenizer) else 80)
     val = res.history[-1]["val_loss"]
     mc = model.config
-    command = "python -m explore_attention.tasks.gpt " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    cmd = command("explore_attention.tasks.gpt", argv)
     readme = README.format(
         name=Path(args.out).name,
         desc="character-level" if isinstance(tok, CharTokenizer) else "GPT-2-BPE",
@@ -251,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         max_len=mc.max_len,
         val=val,
         step=res.step,
-        command=command,
+        command=cmd,
         prompt=prompt,
         sample=sample,
     )
@@ -265,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             "val_loss": val,
             "step": res.step,
             "history": res.history,
-            "command": command,
+            "command": cmd,
             "sample": sample,
         },
         files={"README.md": readme},

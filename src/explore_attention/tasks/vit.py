@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,30 +31,24 @@ SCENES_CANVAS = 24  # scenes are 24×24 pixels
 SCENES_PATCH = 4  # 4×4 patches → a 6×6 grid of 36 patch tokens
 
 
-def make_digits(
-    *,
-    d_model: int = 64,
-    num_heads: int = 4,
-    num_layers: int = 4,
-    patch_size: int = 2,
-    dropout: float = 0.1,
-    split_seed: int = 0,
-    label_smoothing: float = 0.1,
-) -> Task:
-    """The ``vit-digits`` task: classify real handwritten digits with a small ViT."""
+# Each task's ViT; a task option naming a ViTConfig field overrides it.
+DIGITS_CONFIG = ViTConfig(image_size=8, patch_size=2, in_channels=1, num_classes=10, num_layers=4)
+SCENES_CONFIG = ViTConfig(
+    image_size=SCENES_CANVAS,
+    patch_size=SCENES_PATCH,
+    in_channels=3,
+    num_classes=len(SHAPES),
+    num_layers=3,
+    dropout=0.0,
+)
+
+
+def make_digits(*, split_seed: int = 0, label_smoothing: float = 0.1, **config: Any) -> Task:
+    """The ``vit-digits`` task: classify real handwritten digits with a small ViT.
+
+    ``config``: :class:`ViTConfig` fields over :data:`DIGITS_CONFIG`."""
     data = load_digits_splits(seed=split_seed)
-    cfg = ViTConfig(
-        image_size=8,
-        patch_size=patch_size,
-        in_channels=1,
-        num_classes=10,
-        d_model=d_model,
-        num_heads=num_heads,
-        num_layers=num_layers,
-        mlp_ratio=2,
-        dropout=dropout,
-    )
-    model = VisionTransformer(cfg)
+    model = VisionTransformer(replace(DIGITS_CONFIG, **config))
 
     def sample(g: torch.Generator, batch_size: int) -> tuple[Tensor, Tensor]:
         idx = torch.randint(0, len(data.train_y), (batch_size,), generator=g)
@@ -82,37 +79,20 @@ def make_digits(
 
 
 def make_scenes(
-    *,
-    d_model: int = 64,
-    num_heads: int = 4,
-    num_layers: int = 3,
-    dropout: float = 0.0,
-    num_train: int = 6000,
-    num_test: int = 1000,
-    data_seed: int = 0,
+    *, num_train: int = 6000, num_test: int = 1000, data_seed: int = 0, **config: Any
 ) -> Task:
     """The ``vit-scenes`` task: "what shape is the red object?" on synthetic scenes.
 
     Every scene has one red object (object 0 of the batch) and two objects of other colours;
-    the label is ``SHAPES.index`` of the red object's shape.
+    the label is ``SHAPES.index`` of the red object's shape. ``config``: :class:`ViTConfig`
+    fields over :data:`SCENES_CONFIG`.
     """
     scene_cfg = SceneConfig(canvas=SCENES_CANVAS, num_objects=3)
     if quick():
         num_train = min(num_train, 1500)
     train = generate_scenes(num_train, seed=data_seed, config=scene_cfg, required_colour=0)
     test = generate_scenes(num_test, seed=data_seed + 1, config=scene_cfg, required_colour=0)
-    cfg = ViTConfig(
-        image_size=SCENES_CANVAS,
-        patch_size=SCENES_PATCH,
-        in_channels=3,
-        num_classes=len(SHAPES),
-        d_model=d_model,
-        num_heads=num_heads,
-        num_layers=num_layers,
-        mlp_ratio=2,
-        dropout=dropout,
-    )
-    model = VisionTransformer(cfg)
+    model = VisionTransformer(replace(SCENES_CONFIG, **config))
     train_y, test_y = train.shapes[:, 0], test.shapes[:, 0]
 
     def sample(g: torch.Generator, batch_size: int) -> tuple[Tensor, Tensor]:

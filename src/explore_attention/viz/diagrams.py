@@ -656,7 +656,7 @@ def seq2seq_attention(
         module = LuongAttention(4, 6, "general")
         q_name, ctx_name, w_name = "h_t", "c_t", "a_t(s)"
     with torch.no_grad():
-        _, weights = module(state, keys)
+        weights = module(state, keys).weights  # (B, L)
     a = weights[0].numpy()  # (L,)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 5))

@@ -32,13 +32,15 @@ STYLE = """
 .ea-tokens{margin:6px 0;display:flex;flex-wrap:wrap;gap:2px;max-width:100%;}
 .ea-token{padding:2px 4px;border-radius:3px;cursor:pointer;white-space:pre;font:inherit;
   unicode-bidi:isolate;border:1px solid #ccc;background:#fff;color:#111;}
-.ea-token:focus-visible,.ea-cell:focus-visible,.ea-head-toggle:focus-visible{outline:3px solid #e6550d;
-  outline-offset:1px;}
+.ea-token:focus-visible,.ea-cell:focus-visible,.ea-head-toggle:focus-visible{
+  outline:3px solid #e6550d;outline-offset:1px;}
 .ea-token.ea-chosen{outline:2px solid #e6550d;outline-offset:1px;}
+.ea-token.ea-hover{box-shadow:0 0 0 2px #08519c;}
+.ea-token.ea-generated{font-style:italic;border-color:#31a354;}
 .ea-token.ea-masked{background:repeating-linear-gradient(45deg,#e4e4e4,#e4e4e4 3px,#d0d0d0 3px,
   #d0d0d0 6px);color:#777;}
-.ea-head-toggle{font:inherit;font-size:0.85em;padding:2px 6px;border:2px solid #999;border-radius:4px;
-  background:#fff;cursor:pointer;}
+.ea-head-toggle{font:inherit;font-size:0.85em;padding:2px 6px;border:2px solid #999;
+  border-radius:4px;background:#fff;cursor:pointer;}
 .ea-head-toggle.ea-off{opacity:0.45;text-decoration:line-through;}
 .ea-swatch{display:inline-block;width:0.8em;height:0.8em;margin-right:4px;border-radius:2px;}
 .ea-headview{display:block;height:auto;}

@@ -21,6 +21,26 @@ from .static import heatmap, label_axes, token_labels
 __all__ = ["draw_mask", "draw_masks", "draw_weights_grid"]
 
 
+def _panels(n: int, cols: int | None, cell: tuple[float, float]) -> tuple[Any, list[Any]]:
+    """A figure with ``n`` panels in rows of ``cols`` (default up to 4), each ``cell`` inches;
+    the unused cells of the last row are hidden."""
+    import matplotlib.pyplot as plt
+
+    cols = cols or min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(cell[0] * cols, cell[1] * rows + 0.4),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.axis("off")
+    return fig, flat[:n]
+
+
 def _name(mask_mod: Callable) -> str:
     return getattr(mask_mod, "__name__", type(mask_mod).__name__)
 
@@ -102,23 +122,13 @@ def draw_masks(
     suptitle: str | None = None,
 ) -> Any:
     """Draw several ``mask_mod`` patterns side by side on ``L × L`` grids; return the figure."""
-    import matplotlib.pyplot as plt
-
     mods = list(mask_mods)
     if not mods:
         raise ValueError("mask_mods must hold at least one mask_mod")
     if titles is not None and len(titles) != len(mods):
         raise ValueError(f"titles has {len(titles)} entries for {len(mods)} mask_mods")
-    cols = cols or min(len(mods), 4)
-    rows = math.ceil(len(mods) / cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.6 * cols, 3.6 * rows + 0.4), squeeze=False, constrained_layout=True
-    )
-    for n in range(rows * cols):
-        ax = axes[n // cols][n % cols]
-        if n >= len(mods):
-            ax.axis("off")
-            continue
+    fig, axes = _panels(len(mods), cols, (3.6, 3.6))
+    for n, ax in enumerate(axes):
         title = titles[n] if titles is not None else None
         _draw_one_mask(ax, mods[n], L, L, title, block_size, None, None)
     fig.suptitle(suptitle or f"Attention patterns at L = {L} (rows: queries, columns: keys)")
@@ -135,23 +145,13 @@ def draw_weights_grid(
 ) -> Any:
     """Several weights matrices side by side (e.g. exact vs approximate, or one per head), each
     drawn by :func:`~explore_attention.viz.static.heatmap`; returns the figure."""
-    import matplotlib.pyplot as plt
-
     mats = list(matrices)
     if not mats:
         raise ValueError("matrices must hold at least one matrix")
     if len(titles) != len(mats):
         raise ValueError(f"titles has {len(titles)} entries for {len(mats)} matrices")
-    cols = cols or min(len(mats), 4)
-    rows = math.ceil(len(mats) / cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.8 * cols, 3.5 * rows + 0.4), squeeze=False, constrained_layout=True
-    )
-    for n in range(rows * cols):
-        ax = axes[n // cols][n % cols]
-        if n >= len(mats):
-            ax.axis("off")
-            continue
-        heatmap(mats[n], tokens, ax=ax, title=titles[n])
+    fig, axes = _panels(len(mats), cols, (3.8, 3.5))
+    for m, ax, title in zip(mats, axes, titles):
+        heatmap(m, tokens, ax=ax, title=title)
     fig.suptitle(suptitle)
     return fig

@@ -235,10 +235,11 @@ def head_view(
     max_tokens: int = 128,
     window: tuple[int, int] | None = None,
 ) -> AttentionView:
-    """Lines from each query token (left) to the key tokens (right) it attends to.
+    """Lines from each query token (left) to the key tokens (right) it attends to (BertViz's).
 
-    Line width and opacity follow the weight; ``head="all"`` overlays every head in its own
-    colour. Click a query token to show only its lines.
+    Line width and opacity follow the weight; every head has its own colour and a toggle
+    (``head="all"`` starts with all on, an int with only that head). Hover or focus a token on
+    either side to see only its lines; click or Enter pins a query token.
     """
     if head != "all":
         _selection(trace, layer, head)
@@ -253,7 +254,8 @@ def model_view(
     max_tokens: int = 48,
     window: tuple[int, int] | None = None,
 ) -> AttentionView:
-    """Every layer × head as a grid of small heatmaps; click one to enlarge it."""
+    """Every layer × head as a grid of thumbnails on one colour scale (a contrast switch rescales
+    each to its own maximum); click one to enlarge it."""
     return _make("model", trace, layer=0, head=0, max_tokens=max_tokens, window=window)
 
 

@@ -20,6 +20,9 @@
     timer: null
   };
   var seq = 0;  // only the newest request's answer is drawn
+  // an example text per kind of model; an untouched example follows the model switch
+  var EXAMPLES = { encoder: "The cat sat on the mat because it was tired.", causal: "\"\"\"Return the",
+                   seq2seq: "The cat sat on the mat because it was tired." };
 
   function message(text, kind) {
     var m = $("message");
@@ -186,7 +189,7 @@
     var masked = function (j) { return f !== null && V.isMasked(res.kind, f, j); };
     var act = document.activeElement;
     var had = act && act.parentNode === $("tokens") ? Number(act.getAttribute("data-index")) : null;
-    V.tokenStrip($("tokens"), { tokens: res.tokens, weights: row, chosen: S.focus, masked: masked,
+    V.tokenStrip($("tokens"), { tokens: res.tokens, weights: row, chosen: S.focus, masked: masked, hovered: S.hover,
       label: "tokens; hover or focus one to see its attention",
       onHover: function (i) { setHover(i); },
       onPick: function (i) { pin(i); } });
@@ -411,7 +414,8 @@
     var toks = g.prompt_tokens.concat(g.steps.slice(0, t + 1).map(function (s) { return s.token; }));
     var row = genRow(step), weights = row.concat([null]);
     var newIndex = toks.length - 1;
-    V.tokenStrip($("gen-tokens"), { tokens: toks, weights: weights, chosen: -1, label: "prompt and generated tokens" });
+    V.tokenStrip($("gen-tokens"), { tokens: toks, weights: weights, chosen: -1, generated: g.prompt_tokens.length,
+                                    label: "prompt and generated tokens (generated ones in italics)" });
     var nb = $("gen-tokens").children[newIndex];
     nb.classList.add("ea-new");
     nb.setAttribute("aria-label", "new token " + V.visible(step.token));
@@ -471,12 +475,14 @@
   }
 
   /* Ask /api/image for the chosen example; question: a string, or null for the scene's own. */
-  function runImage(question) {
+  function runImage(question, first) {
     var v = $("index").value.trim();
-    var body = { model: $("model").value, index: /^-?\d+$/.test(v) ? parseInt(v, 10) : v, question: question };
+    var index = first ? null : (/^-?\d+$/.test(v) ? parseInt(v, 10) : v);
+    var body = { model: $("model").value, index: index, question: question };
     writeURL();
     request("api/image", body, function (res) {
       lastImage = res;
+      $("index").value = String(res.index);
       fillSelect($("layer"), res.num_layers, "layer", true);
       fillSelect($("head"), res.num_heads, "head", true);
       if (res.kind === "multimodal") { fillQuestions(res); }
@@ -505,6 +511,9 @@
   }
 
   function modelChanged() {
+    var t = $("text").value, k = kind();
+    var untouched = Object.keys(EXAMPLES).some(function (x) { return EXAMPLES[x] === t; });
+    if (untouched && EXAMPLES[k]) { $("text").value = EXAMPLES[k]; }
     setMode();
     stop();
     S.gen = null;
@@ -512,7 +521,7 @@
     $("gen-stepper").hidden = true;
     clear($("gen-tokens"));
     $("layer").value = "0";
-    if (isImage()) { $("question-text").value = ""; runImage(null); } else { run(); }
+    if (isImage()) { $("question-text").value = ""; runImage(null, kind() === "multimodal"); } else { run(); }
   }
 
   document.addEventListener("DOMContentLoaded", function () {

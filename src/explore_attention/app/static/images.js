@@ -31,17 +31,19 @@
   }
 
   /* A figure in `parent`: the image and, when `grid` is given, the grid over it. */
-  function figure(parent, res, grid, title, what, size, colorscale) {
+  function figure(parent, res, grid, title, what, size, colorscale, zmax) {
     var el = document.createElement("div");
     el.className = "ea-image-plot";
+    el.setAttribute("role", "img");
+    el.setAttribute("aria-label", title);
     el.setAttribute("data-what", what);
     parent.appendChild(el);
     var H = res.image.length, W = res.image[0].length, P = res.patch_size;
     var data = [{ type: "image", z: res.image, hovertemplate: "pixel (%{y}, %{x})<extra></extra>" }];
     if (grid) {
       data.push({
-        type: "heatmap", z: grid, x0: (P - 1) / 2, dx: P, y0: (P - 1) / 2, dy: P, opacity: 0.6,
-        zmin: 0, colorscale: colorscale || INFERNO, colorbar: { thickness: 10, len: 0.85 },
+        type: "heatmap", z: grid, x0: (P - 1) / 2, dx: P, y0: (P - 1) / 2, dy: P, opacity: 0.8,
+        zmin: 0, zmax: zmax, colorscale: colorscale || INFERNO, colorbar: { thickness: 10, len: 0.85 },
         text: grid.map(function (row, r) { return row.map(function (v, c) { return "p" + r + "," + c; }); }),
         hovertemplate: "%{text}: %{z:.4f}<extra></extra>"
       });
@@ -55,6 +57,12 @@
     };
     window.Plotly.newPlot(el, data, layout, { displayModeBar: false });
     return el;
+  }
+
+  function gridMax(g) {
+    var m = 0;
+    g.forEach(function (row) { row.forEach(function (v) { if (v > m) { m = v; } }); });
+    return m;
   }
 
   function pct(p) { return (100 * p).toFixed(1) + " %"; }
@@ -82,7 +90,10 @@
     clear(maps);
     figure(maps, res, null, "image", "image", 240);
     var cls = select(res.cls_attention, layer, head, function (g) { return g; });
-    figure(maps, res, cls, "[CLS] \u2192 patches, " + layerHead(layer, head), "cls", 240);
+    // one scale for every layer and head: the largest [CLS] weight on a patch anywhere
+    var top = 1e-6;
+    res.cls_attention.forEach(function (hs) { hs.forEach(function (g) { top = Math.max(top, gridMax(g)); }); });
+    figure(maps, res, cls, "[CLS] \u2192 patches, " + layerHead(layer, head), "cls", 240, null, top);
     figure(maps, res, res.rollout, "attention rollout (Abnar & Zuidema 2020)", "rollout", 240);
     figure(maps, res, res.gradient, "gradient relevance for " + res.labels[res.prediction] +
       " (Chefer et al. 2021)", "gradient", 240);
@@ -98,13 +109,16 @@
     figure(maps, res, null, "image", "image", 240);
     var words = $("view-words");
     clear(words);
+    var grids = res.words.map(function (w, i) {
+      return select(res.cross_attention, layer, head, function (h) { return h[i]; });
+    });
+    var top = Math.max.apply(null, grids.map(gridMax).concat([1e-6]));  // one scale for all words
     res.words.forEach(function (w, i) {
-      var grid = select(res.cross_attention, layer, head, function (h) { return h[i]; });
-      var el = figure(words, res, grid, "\u201c" + w + "\u201d", "word", 170, "Viridis");
+      var el = figure(words, res, grids[i], "\u201c" + w + "\u201d", "word", 170, null, top);
       el.setAttribute("data-word", String(i));
     });
     $("image-note").textContent = "Each word's cross-attention over the patches (" + layerHead(layer, head) +
-      "): rows over patches sum to 1.";
+      "): each word's weights over the patches sum to 1; all words share one colour scale.";
   }
 
   function draw(res, layer, head) {

@@ -258,6 +258,8 @@
           (w !== null && w !== undefined ? ", weight " + w.toFixed(3) : ""));
       }
       if (i === o.chosen) { b.classList.add("ea-chosen"); b.setAttribute("aria-pressed", "true"); }
+      if (i === o.hovered) { b.classList.add("ea-hover"); }
+      if (o.generated && i >= o.generated) { b.classList.add("ea-generated"); }
     });
   }
 
