@@ -94,6 +94,7 @@ def test_train_wrapper_task_lists_the_options_it_forwards(capsys):
         ("copy", "hidden=1.5", "expects hidden to be int"),
         ("copy", "min_len=True", "expects min_len to be int"),
         ("vit-digits", "dropout=high", "expects dropout to be float"),
+        ("gpt-char", "num_layers=two", "expects num_layers to be int"),  # a GPTConfig field
     ],
 )
 def test_train_option_of_the_wrong_type(task, option, expected, capsys):

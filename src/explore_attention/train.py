@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import importlib
 import inspect
 import json
@@ -307,25 +308,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _task_function(name: str) -> Callable[..., Task]:
+    module, fn_name = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), fn_name)
+
+
+def _named(fn: Callable) -> dict[str, inspect.Parameter]:
+    params = inspect.signature(fn, eval_str=True).parameters
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {k: p for k, p in params.items() if p.kind in kinds}
+
+
+def _referenced(fn: Callable) -> list[Any]:
+    """The module-level objects ``fn``'s code names (functions it calls, constants it reads)."""
+    module = sys.modules[fn.__module__]
+    return [getattr(module, n) for n in fn.__code__.co_names if hasattr(module, n)]
+
+
+def _config_fields(fn: Callable) -> dict[str, inspect.Parameter]:
+    """Fields of the config dataclass instances ``fn`` reads (``replace(VIT_CONFIG, **config)``),
+    as keyword parameters whose defaults are that instance's values."""
+    fields = {}
+    for obj in _referenced(fn):
+        # A TrainConfig holds training settings (--steps, --lr, …), not the model's.
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, (type, TrainConfig)):
+            hints = typing.get_type_hints(type(obj))
+            for f in dataclasses.fields(obj):
+                fields[f.name] = inspect.Parameter(
+                    f.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=getattr(obj, f.name),
+                    annotation=hints.get(f.name, inspect.Parameter.empty),
+                )
+    return fields
+
+
+def _forwards(fn: Callable) -> bool:
+    params = inspect.signature(fn).parameters.values()
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def task_options(name: str) -> dict[str, inspect.Parameter]:
-    """The keyword options of task ``name``: its function's named parameters.
+    """The keyword options of task ``name``: its function's named parameters, plus the fields of
+    the config dataclass its ``**config`` goes to (``replace(SOME_CONFIG, **config)``).
 
     A thin wrapper such as ``make_reverse(**options)`` has none of its own; then the options of
     the task function it calls (in its module) are returned.
     """
-    module, fn_name = TASKS[name].split(":")
-    fn = getattr(importlib.import_module(module), fn_name)
+    fn = _task_function(name)
     for _ in range(3):  # follow at most a couple of wrappers
-        params = inspect.signature(fn, eval_str=True).parameters
-        named = {
-            k: p
-            for k, p in params.items()
-            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        }
+        named = _named(fn)
         if named:
-            return named
-        calls = [getattr(sys.modules[fn.__module__], n, None) for n in fn.__code__.co_names]
-        callees = [c for c in calls if inspect.isfunction(c) and c is not fn]
+            return {**_config_fields(fn), **named} if _forwards(fn) else named
+        callees = [c for c in _referenced(fn) if inspect.isfunction(c) and c is not fn]
         if not callees:
             break
         fn = callees[0]
@@ -333,10 +368,10 @@ def task_options(name: str) -> dict[str, inspect.Parameter]:
 
 
 def _accepts_more(name: str) -> bool:
-    """Whether task ``name`` forwards unknown options (``**extra``) to the model it builds."""
-    module, fn_name = TASKS[name].split(":")
-    params = inspect.signature(getattr(importlib.import_module(module), fn_name)).parameters
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    """Whether task ``name`` passes options it does not list on to the model it builds
+    (``**extra`` that is not a config dataclass's fields)."""
+    fn = _task_function(name)
+    return _forwards(fn) and not _config_fields(fn)
 
 
 def _types(annotation: Any) -> tuple[type, ...]:
