@@ -75,7 +75,7 @@ __all__ = [
 
 EMPTY, PARTIAL, FULL = 0, 1, 2  # block map states
 DEFAULT_BLOCK_SIZE = 128
-RUN_KEYS = 1024  # at most this many keys per online-softmax step (neighbouring tiles merged)
+RUN_KEYS = 4096  # at most this many keys per online-softmax step (neighbouring tiles merged)
 
 # --------------------------------------------------------------------------- block map
 
