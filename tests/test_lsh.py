@@ -162,9 +162,10 @@ def union_reference(qk, v, n_hashes, bucket_size, seed, causal):
     """The paper's multi-round attention written from its definition, float64, in Python loops.
 
     Round r sorts positions by (bucket, position) and cuts chunks of ``bucket_size``; query i
-    may look at its own chunk and the previous one, P_i^(r). App. A Eqs. 14 and 16 mix the rounds with the
-    duplicate-count correction s_ij - log N_ij, N_ij = #{r : j ∈ P_i^(r)}; summed over rounds
-    that is exactly softmax attention over the union ∪_r P_i^(r), each key counted once. Also
+    may look at its own chunk and the previous one, P_i^(r). App. A Eqs. 14 and 16 mix the
+    rounds with the duplicate-count correction s_ij - log N_ij, N_ij = #{r : j ∈ P_i^(r)};
+    summed over rounds that is exactly softmax attention over the union ∪_r P_i^(r), each key
+    counted once. Also
     returns the same mix *without* the correction (keys found twice counted twice)."""
     B, H, L, D = qk.shape
     n_buckets = max(2, 2 * math.ceil(math.ceil(L / bucket_size) / 2))

@@ -29,7 +29,9 @@ def grads(out, inputs, seed=1):
 )
 def test_matches_sdpa_forward_and_backward(causal, L, D, block):
     q, k, v = qkv(2, 3, 3, L, L, D, grad=True, dtype=torch.float32)
-    out = tiled_attention(q, k, v, causal=causal, block_size=block).output
+    out = tiled_attention(
+        q, k, v, mask_mod=masks.causal if causal else None, block_size=block
+    ).output
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     assert_close(out, ref, **TOL[torch.float32])
     for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
@@ -43,7 +45,7 @@ def test_relative_error_policy_vs_float64(causal):
     mm = masks.causal if causal else None
     exact = attend(*(t.double() for t in (q, k, v)), mask_mod=mm, backend="reference").output
     naive = attend(q, k, v, mask_mod=mm, backend="reference").output
-    ours = tiled_attention(q, k, v, causal=causal, block_size=32).output
+    ours = tiled_attention(q, k, v, mask_mod=masks.causal if causal else None, block_size=32).output
     naive_err = (naive.double() - exact).abs().max().item()
     ours_err = (ours.double() - exact).abs().max().item()
     assert ours_err <= 10 * naive_err, (ours_err, naive_err)
@@ -51,7 +53,7 @@ def test_relative_error_policy_vs_float64(causal):
 
 def test_gqa_matches_sdpa():
     q, k, v = qkv(2, 8, 2, 70, 70, 16, grad=True, dtype=torch.float32)
-    out = tiled_attention(q, k, v, causal=True, block_size=16).output
+    out = tiled_attention(q, k, v, mask_mod=masks.causal, block_size=16).output
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     assert_close(out, ref, **TOL[torch.float32])
     for a, b in zip(grads(out, (q, k, v)), grads(ref, (q, k, v))):
@@ -231,7 +233,7 @@ def test_peak_memory_is_order_l_times_block():
     B, H, L, D, bs = 1, 2, 2048, 16, 64
     q, k, v = qkv(B, H, H, L, L, D, grad=True, dtype=torch.float32)
     with _LargestTensor() as mode:
-        out = tiled_attention(q, k, v, causal=True, block_size=bs).output
+        out = tiled_attention(q, k, v, mask_mod=masks.causal, block_size=bs).output
         out.sum().backward()
     # inputs/outputs (H·L·D), one step's tile per head (H·bs·RUN_KEYS), one query block's
     # mask row while the block map is built (bs·L)
@@ -245,8 +247,10 @@ def test_peak_memory_is_order_l_times_block():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_no_nan(dtype):
     q, k, v = qkv(1, 2, 2, 257, 257, 16, dtype=torch.float32)
-    ref = tiled_attention(q, k, v, causal=True, block_size=64).output
-    out = tiled_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=True, block_size=64)
+    ref = tiled_attention(q, k, v, mask_mod=masks.causal, block_size=64).output
+    out = tiled_attention(
+        q.to(dtype), k.to(dtype), v.to(dtype), mask_mod=masks.causal, block_size=64
+    )
     assert out.output.dtype == dtype
     assert_close(out.output.float(), ref, atol=2e-2, rtol=2e-2)
 
@@ -255,7 +259,7 @@ def test_gradcheck_float64():
     q, k, v = qkv(1, 2, 1, 6, 9, 3, dtype=torch.float64, grad=True)
 
     def f(q, k, v):
-        return tiled_attention(q, k, v, causal=True, block_size=4).output
+        return tiled_attention(q, k, v, mask_mod=masks.causal, block_size=4).output
 
     assert torch.autograd.gradcheck(f, (q, k, v))
 
@@ -266,8 +270,8 @@ def test_bad_input():
         tiled_attention(q, k, v, block_size=0)
     with pytest.raises(TypeError, match="block_size"):
         tiled_attention(q, k, v, block_size=True)
-    with pytest.raises(TypeError, match="causal"):
-        tiled_attention(q, k, v, causal="yes")
+    with pytest.raises(TypeError, match="mask_mod"):
+        tiled_attention(q, k, v, mask_mod="yes")
     with pytest.raises(ValueError, match="dropout"):
         attend(q, k, v, backend="tiled", dropout_p=0.1, return_weights=False)
     with pytest.raises(TypeError, match="bool"):
@@ -293,7 +297,7 @@ def test_threaded_forward_matches_sdpa():
     try:
         sw = masks.sliding_window(200)
         out = attend(q, k, v, mask_mod=sw, backend="tiled", return_weights=False).output
-        causal = tiled_attention(q, k, v, causal=True).output
+        causal = tiled_attention(q, k, v, mask_mod=masks.causal).output
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)

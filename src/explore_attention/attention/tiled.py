@@ -60,7 +60,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
-from . import core, masks
+from . import core
 from .core import AttentionOutput, MaskMod, ScoreMod, check_qkv
 from .threads import run_parallel
 
@@ -611,7 +611,12 @@ def _tiled(
 
 
 def tiled_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, block_size: int = DEFAULT_BLOCK_SIZE
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    mask_mod: MaskMod | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> AttentionOutput:
     r"""Exact softmax attention computed tile by tile (FlashAttention, Dao et al. 2022,
     arXiv:2205.14135, Algorithms 1 and 2), never materialising the ``(Lq, Lk)`` matrix.
@@ -620,23 +625,25 @@ def tiled_attention(
 
     Args:
         q: ``(B, H, Lq, D)``; k: ``(B, Hkv, Lk, D)``; v: ``(B, Hkv, Lk, Dv)`` (GQA allowed).
-        causal: mask future keys, bottom-right aligned when ``Lq != Lk`` (``masks.causal``).
+        mask_mod: any mask (``masks.causal`` for causal attention, bottom-right aligned when
+            ``Lq != Lk``); its empty ``block_size`` tiles are skipped.
         block_size: rows and columns per tile; memory is O((Lq + Lk)·D + block_size·H·RUN_KEYS).
 
     Returns:
         :class:`AttentionOutput` with ``output (B, H, Lq, Dv)`` and ``weights=None`` (the
         whole point is never to form them; use ``attend(backend="reference")`` to draw them).
-        For other masks and score functions use ``attend(..., backend="tiled")``.
+        ``attend(..., backend="tiled")`` is this with the default ``block_size`` (and
+        ``score_mod`` support); this function exists to choose the tile size.
     """
     check_qkv(q, k, v)
     if isinstance(block_size, bool) or not isinstance(block_size, int):
         raise TypeError(f"block_size must be an int, got {type(block_size).__name__}")
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if mask_mod is not None and not callable(mask_mod):
+        raise TypeError(f"mask_mod must be a mask function or None, got {type(mask_mod).__name__}")
     scale = 1.0 / math.sqrt(q.shape[-1])
-    out = _tiled(q, k, v, masks.causal if causal else None, None, scale, block_size)
+    out = _tiled(q, k, v, mask_mod, None, scale, block_size)
     return AttentionOutput(out, None)
 
 
