@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -35,6 +37,36 @@ def load_optimizer(opt: torch.optim.Optimizer, flat: dict[str, Tensor], groups: 
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
+@contextmanager
+def atomic_folder(
+    path: str | Path, *, overwrite: bool = False, what: str = "folder"
+) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to fill; on success it replaces ``path`` in one
+    rename, so a crash never leaves a half-written folder (an existing one is moved aside first
+    and deleted only after the new one is in place). An existing ``path`` raises
+    ``FileExistsError`` unless ``overwrite=True``; on failure the temporary folder is removed."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{what} {path} exists; pass overwrite=True (--overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes it private; a saved model is meant to be shared
+        for f in tmp.rglob("*"):
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -51,12 +83,7 @@ def save_checkpoint(
     """
     from safetensors.torch import save_file, save_model
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"checkpoint {path} exists; pass overwrite=True (--overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_folder(path, overwrite=overwrite, what="checkpoint") as tmp:
         save_model(model, str(tmp / "model.safetensors"))  # handles tied weights
         config = dict(config)
         if optimizer is not None:
@@ -64,19 +91,6 @@ def save_checkpoint(
             save_file(flat, str(tmp / "optimizer.safetensors"))
             config["optimizer_param_groups"] = groups
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 

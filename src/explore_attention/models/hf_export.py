@@ -20,13 +20,12 @@ GPT-2's attention scale is ``1/sqrt(head_dim)`` and its MLP uses the tanh-approx
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..checkpointing import atomic_folder
 from .gpt import GPT, GPTConfig
 
 if TYPE_CHECKING:
@@ -203,9 +202,7 @@ def export_gpt2(
     if tokenizer is not None and tokenizer.eos_token_id is not None:
         ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     hf = to_gpt2(model, **ids)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_folder(path, overwrite=overwrite, what="export") as tmp:
         hf.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
@@ -213,12 +210,6 @@ def export_gpt2(
         (tmp / OUR_CONFIG).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         for name, text in (files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

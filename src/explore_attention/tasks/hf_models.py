@@ -22,9 +22,7 @@ import argparse
 import json
 import math
 import shlex
-import shutil
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..checkpointing import atomic_folder
 from ..data.text import pydoc_text, random_batch
 from ..train import Task, TrainConfig
 from .common import quick
@@ -307,22 +306,12 @@ def save_folder(
 ) -> Path:
     """Write a Hugging Face folder (model, tokenizer, README.md) atomically: assembled in a
     temporary sibling, then renamed into place. ``half`` stores the weights in float16."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_folder(path, overwrite=overwrite) as tmp:
         (model.half() if half else model).save_pretrained(tmp)
         model.float()
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(readme, encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    path = Path(path)
     return path
 
 
