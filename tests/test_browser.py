@@ -392,7 +392,8 @@ def test_app_bad_input_clears_old_plots_and_keeps_serving(page, app_url):
         "fetch('api/trace', {method: 'POST', headers: {'Content-Type': 'application/json'}, "
         "body: JSON.stringify({text: 'hi', model: 'no-such-model'})}).then(r => r.json())"
     )
-    assert "choose one of ['default', 'gpt-pydoc-char'" in answer["error"]
+    assert "unknown model 'no-such-model': choose one of ['default', " in answer["error"]
+    assert "'gpt-pydoc-char'" in answer["error"] and "'llama-pydoc'" in answer["error"]
     before = page.get_attribute("body", "data-drawn")
     page.fill("#text", "Still serving.")
     page.click("#run")
