@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = GPTConfig()  # 4 layers, 4 heads, 128 dims, context 64, dropout 0
@@ -179,26 +180,26 @@ def main(argv: list[str] | None = None) -> dict:
         "val_curve": curves,
         "params": ours.num_params(),
     }
-    write_results(result)
+    write_results(result, args.out)
     return result
 
 
-def write_results(r: dict) -> None:
+def write_results(r: dict, out: Path = RESULTS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS / "gpt_nanogpt.json.tmp"
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "gpt_nanogpt.json.tmp"
     tmp.write_text(json.dumps(r, indent=2))
-    tmp.replace(RESULTS / "gpt_nanogpt.json")
+    tmp.replace(out / "gpt_nanogpt.json")
     c = r["config"]
     md = [
         "# Our GPT vs a minimal PyTorch GPT (nanoGPT CPU recipe)",
         "",
-        f"Config: {c['n_layer']} layers, {c['n_head']} heads, {c['d_model']} dims, context "
-        f"{c['block_size']}, batch {c['batch_size']}, dropout {c['dropout']}, "
+        f"Config: {c['num_layers']} layers, {c['num_heads']} heads, {c['d_model']} dims, context "
+        f"{c['max_len']}, batch {c['batch_size']}, dropout {c['dropout']}, "
         f"char-level pydoc text (vocab {c['vocab_size']}), {c['steps']} steps, "
         f"{r['threads']} thread(s), torch {r['torch']}.",
         "Made by `python -m benchmarks.gpt_nanogpt "
@@ -214,9 +215,9 @@ def write_results(r: dict) -> None:
         f"Throughput ratio ours / reference: **{r['throughput_ratio_ours_over_reference']:.2f}**",
         "",
     ]
-    tmp = RESULTS / "gpt_nanogpt.md.tmp"
+    tmp = out / "gpt_nanogpt.md.tmp"
     tmp.write_text("\n".join(md))
-    tmp.replace(RESULTS / "gpt_nanogpt.md")
+    tmp.replace(out / "gpt_nanogpt.md")
     fig, ax = plt.subplots(figsize=(6, 4))
     styles = {"ours": {"marker": "o", "ms": 8}, "reference": {"marker": "x", "ls": "--"}}
     for k, curve in r["val_curve"].items():
@@ -227,7 +228,7 @@ def write_results(r: dict) -> None:
     ax.set_ylabel("validation cross-entropy (nats/char)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "gpt_nanogpt.png", dpi=120)
+    fig.savefig(out / "gpt_nanogpt.png", dpi=120)
     plt.close(fig)
 
 

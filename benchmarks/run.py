@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from explore_attention.attention import attend, linear, lsh, masks, sparse, tiled
+from explore_attention.attention import attend, linear, lsh, masks, performer, sparse, tiled
 
 from .report import write_report
 
@@ -139,13 +139,17 @@ def methods(quick: bool) -> dict[str, dict]:
     long = [*short, 2048, 4096] if quick else [*short, 32768]
     ng = {"return_weights": False}
 
-    def performer(q, k, v):
+    def performer_fn(q, k, v):
         g = torch.Generator().manual_seed(0)
-        return linear.performer_attention(q, k, v, num_features=PERFORMER_FEATURES, generator=g)
+        return performer.performer_attention(
+            q, k, v, num_features=PERFORMER_FEATURES, generator=g, return_weights=False
+        )
 
     def lsh_fn(q, k, v):
         g = torch.Generator().manual_seed(0)
-        return lsh.lsh_attention(q, v, n_hashes=LSH_HASHES, bucket_size=LSH_BUCKET, generator=g)
+        return lsh.lsh_attention(
+            q, v, n_hashes=LSH_HASHES, bucket_size=LSH_BUCKET, generator=g, return_weights=False
+        )
 
     return {
         "reference": {
@@ -200,13 +204,18 @@ def methods(quick: bool) -> dict[str, dict]:
             "lengths": long,
             "block_map": lf,
         },
-        "linear": {"fn": lambda q, k, v: linear.linear_attention(q, k, v).output, "lengths": long},
+        "linear": {
+            "fn": lambda q, k, v: linear.linear_attention(q, k, v, return_weights=False).output,
+            "lengths": long,
+        },
         "linear_causal": {
-            "fn": lambda q, k, v: linear.linear_attention(q, k, v, causal=True).output,
+            "fn": lambda q, k, v: (
+                linear.linear_attention(q, k, v, mask_mod=masks.causal, return_weights=False).output
+            ),
             "lengths": long,
         },
         f"performer{PERFORMER_FEATURES}": {
-            "fn": lambda q, k, v: performer(q, k, v).output,
+            "fn": lambda q, k, v: performer_fn(q, k, v).output,
             "lengths": long,
             "approx_of": "sdpa",
         },
