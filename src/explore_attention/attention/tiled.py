@@ -438,6 +438,14 @@ class _Plan:
         q0, q1 = i * self.bs, min(self.Lq, (i + 1) * self.bs)
         return torch.arange(q0, q1, device=device) + (self.Lk - self.Lq)
 
+    def row_inputs(self, q: Tensor, i: int) -> tuple:
+        """:func:`_row`'s per-block arguments for query block ``i``: the grouped queries, the
+        block's key runs, its positions, its ``(B, H, bq)`` shape and its cached masks."""
+        qg = self.q_block(q, i)
+        shape = (self.B, self.H, qg.shape[1] // self.G)
+        drops = self.drops[i] if self.drops is not None else None
+        return qg, self.rows[i], self.q_idx(i, q.device), shape, drops
+
     def unblock(self, x: Tensor, i: int) -> Tensor:
         """Inverse of :meth:`q_block`: (B·Hkv, G·bq, ·) → (B, H, bq, ·)."""
         return x.view(self.B, self.H, -1, x.shape[-1])
@@ -456,22 +464,8 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
     lse = q.new_empty(plan.B, plan.H, plan.Lq, 1)
 
     def one(i: int) -> None:
-        qg = plan.q_block(q, i)
-        shape = (plan.B, plan.H, qg.shape[1] // plan.G)
-        drops = plan.drops[i] if plan.drops is not None else None
-        o, l_ = _row(
-            qg,
-            k3,
-            v3,
-            plan.rows[i],
-            plan.q_idx(i, q.device),
-            shape,
-            mask_mod,
-            score_mod,
-            scale,
-            drops,
-            plan.finite,
-        )
+        qg, rows, q_idx, shape, drops = plan.row_inputs(q, i)
+        o, l_ = _row(qg, k3, v3, rows, q_idx, shape, mask_mod, score_mod, scale, drops, plan.finite)
         q0 = i * plan.bs
         out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)  # disjoint rows: no race
         lse[:, :, q0 : q0 + shape[2]] = plan.unblock(l_, i)
@@ -564,20 +558,19 @@ def _with_score_mod_grad(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> Te
     v3 = v.reshape(plan.B * plan.Hkv, plan.Lk, plan.Dv)  # (B·Hkv, Lk, Dv)
     outs = []
     for i in range(plan.nq):
-        qg = plan.q_block(q, i)
-        shape = (plan.B, plan.H, qg.shape[1] // plan.G)
+        qg, rows, q_idx, shape, drops = plan.row_inputs(q, i)
         o, _ = checkpoint(
             _row,
             qg,
             k3,
             v3,
-            plan.rows[i],
-            plan.q_idx(i, q.device),
+            rows,
+            q_idx,
             shape,
             mask_mod,
             score_mod,
             scale,
-            plan.drops[i] if plan.drops is not None else None,
+            drops,
             plan.finite,
             use_reentrant=False,
         )

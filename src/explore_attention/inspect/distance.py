@@ -20,20 +20,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .trace import AttentionTrace
+from .trace import AttentionTrace, self_attention_weights
 
 __all__ = ["attention_by_distance", "mean_distance"]
 
 
 def _causal_weights(trace: AttentionTrace) -> Tensor:
-    if not isinstance(trace, AttentionTrace):
-        raise TypeError(f"trace must be an AttentionTrace, got {type(trace).__name__}")
-    if trace.kind == "cross":
-        raise ValueError(
-            "trace.kind is 'cross': distances compare query and key positions of one sequence; "
-            "pass a self- or causal-attention trace"
-        )
-    return trace.attentions  # (layers, heads, L, L)
+    return self_attention_weights(trace, "distances")  # (layers, heads, L, L)
 
 
 def attention_by_distance(trace: AttentionTrace) -> Tensor:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .trace import AttentionTrace
+from .trace import AttentionTrace, self_attention_weights
 
 __all__ = ["DELIMITERS", "PATTERNS", "THRESHOLDS", "HeadTypes", "classify_heads"]
 
@@ -102,14 +102,7 @@ class HeadTypes:
 
 def classify_heads(trace: AttentionTrace) -> HeadTypes:
     """Score every head of ``trace`` on the six patterns and label it (module docstring)."""
-    if not isinstance(trace, AttentionTrace):
-        raise TypeError(f"trace must be an AttentionTrace, got {type(trace).__name__}")
-    if trace.kind == "cross":
-        raise ValueError(
-            "trace.kind is 'cross': head types compare query and key positions of one sequence; "
-            "pass a self- or causal-attention trace"
-        )
-    A = trace.attentions  # (layers, heads, L, L)
+    A = self_attention_weights(trace, "head types")  # (layers, heads, L, L)
     n_layers, n_heads, L, _ = A.shape
     nan = torch.full((n_layers, n_heads), float("nan"))
     causal = trace.kind == "causal"

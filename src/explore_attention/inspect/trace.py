@@ -87,3 +87,16 @@ class AttentionTrace:
     @classmethod
     def load_json(cls, path: str | Path) -> AttentionTrace:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def self_attention_weights(trace: AttentionTrace, what: str) -> torch.Tensor:
+    """``trace.attentions`` ``(layers, heads, L, L)`` of a self- or causal-attention trace;
+    ``what`` names the analysis in the error a cross-attention trace gets."""
+    if not isinstance(trace, AttentionTrace):
+        raise TypeError(f"trace must be an AttentionTrace, got {type(trace).__name__}")
+    if trace.kind == "cross":
+        raise ValueError(
+            f"trace.kind is 'cross': {what} compare query and key positions of one sequence; "
+            "pass a self- or causal-attention trace"
+        )
+    return trace.attentions
