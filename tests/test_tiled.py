@@ -306,3 +306,28 @@ def test_threaded_forward_matches_sdpa():
     assert_close(out, ref, **TOL[torch.float32])
     ref_causal = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     assert_close(causal, ref_causal, **TOL[torch.float32])
+
+
+def test_global_rows_and_columns_take_their_own_steps_and_match_the_reference():
+    """Longformer's global keys are gathered into one step per query tile, and a tile in which
+    only its global queries see a key tile runs those queries alone (merged by log-sum-exp).
+    Each kind of step must exist in the plan and give the reference's answer, with and
+    without autograd, at a length that is no multiple of the block."""
+    from explore_attention.attention import sparse
+
+    L, bs = 333, 32
+    mask = sparse.longformer(40, [0, 150])
+    q, k, v = qkv(2, 4, 2, L, L, 8, grad=True)
+    plan = tiled._Plan(q, k, v, mask, bs, bs)
+    assert any(r.cols is not None for t in plan.steps for r in t.runs), "no gathered step"
+    assert any(t.rows is not None for t in plan.steps), "no few-row pass"
+    want = attend(q, k, v, mask_mod=mask, backend="reference").output
+    with torch.no_grad():
+        assert_close(tiled_attention(q, k, v, mask_mod=mask, block_size=bs).output, want)
+    out = tiled_attention(q, k, v, mask_mod=mask, block_size=bs).output
+    assert_close(out, want)
+    cot = torch.randn_like(out)
+    got = torch.autograd.grad((out * cot).sum(), (q, k, v))
+    ref = torch.autograd.grad((want * cot).sum(), (q, k, v))
+    for a, b in zip(got, ref):
+        assert_close(a, b)

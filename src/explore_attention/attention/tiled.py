@@ -48,6 +48,7 @@ FlashAttention spreads query tiles over GPU thread blocks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import threading
@@ -192,7 +193,7 @@ def _cache_entry(
     device: torch.device | str | None,
 ) -> dict:
     """The cached ``{"map": block map, ...}`` of a mask and shape (a fresh dict if uncacheable;
-    the plan adds the masks of partial runs to it, see :func:`_run_drops`)."""
+    the plan adds every query tile's steps to it, see :func:`_steps`)."""
     nq, nk = math.ceil(Lq / block_q), math.ceil(Lk / block_k)
     if mask_mod is None:
         return {"map": torch.full((nq, nk), FULL, dtype=torch.int8)}
@@ -236,6 +237,131 @@ def _fill_block_map(state, mask_mod, B, H, Lq, Lk, block_q, block_k, kv_idx, pad
         state[i] = torch.where(all_blk, FULL, torch.where(any_blk, PARTIAL, EMPTY))
 
 
+# --------------------------------------------------------------------------- steps
+
+EXP_FLOOR = -80.0  # exp() of anything below about -87 is a denormal or 0, and ~7x slower on x86
+DROP_CACHE_ELEMENTS = 2**25  # at most 128 MiB of cached masks (float32 biases) per (mask, shape)
+SPARSE_FRACTION = 4  # a partial tile with <= 1/4 of its keys (or queries) live is gathered
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One online-softmax step of a query tile: neighbouring tiles' keys ``k0:k1`` — or, for a
+    *gathered* step, just the keys ``cols`` (the few live keys of otherwise empty tiles, such as
+    Longformer's global key column).
+
+    ``spans`` are the partial tiles' column ranges within the step's keys (full tiles need no
+    mask); ``biases`` their masks, cached as additive ``(B|1, H|1, rows, c1 - c0)`` float32
+    tensors (0 kept, -inf dropped) as a compiled kernel bakes its mask in, or None: evaluate the
+    mask_mod on the spot.
+    """
+
+    k0: int
+    k1: int
+    spans: tuple[tuple[int, int], ...] = ()
+    biases: tuple[Tensor, ...] | None = None
+    cols: Tensor | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _TileSteps:
+    """What one query tile computes: ``runs`` over all its rows, then ``row_runs`` over only
+    ``rows`` (offsets in the tile): tiles in which a few queries see keys (a global query row)
+    are done for those queries alone and merged by log-sum-exp."""
+
+    runs: tuple[_Run, ...]
+    rows: Tensor | None = None
+    row_runs: tuple[_Run, ...] = ()
+
+
+def _runs(tiles: list[tuple[int, Tensor | None, bool]], block_k: int, Lk: int, cached: bool):
+    """Merge neighbouring key tiles ``(j, bias, partial)`` into runs of at most :data:`RUN_KEYS`
+    keys, so a CPU pays per-operation overhead less often while empty tiles stay skipped."""
+    runs: list[list] = []  # [k0, k1, spans, biases]
+    width = max(RUN_KEYS, block_k)
+    for j, bias, partial in tiles:
+        k0, k1 = j * block_k, min(Lk, (j + 1) * block_k)
+        if not (runs and runs[-1][1] == k0 and k1 - runs[-1][0] <= width):
+            runs.append([k0, k0, [], []])
+        run = runs[-1]
+        if partial:
+            run[2].append((k0 - run[0], k1 - run[0]))
+            run[3].append(bias)
+        run[1] = k1
+    return tuple(_Run(a, b, tuple(sp), tuple(bs) if cached else None) for a, b, sp, bs in runs)
+
+
+def _gathered(pieces: list[tuple[Tensor, Tensor]]) -> _Run:
+    """One step over the few live keys ``cols`` of several tiles, with their masks."""
+    cols = torch.cat([c for c, _ in pieces])
+    lead = torch.broadcast_shapes(*(b.shape[:2] for _, b in pieces))
+    bias = torch.cat([b.expand(*lead, *b.shape[2:]) for _, b in pieces], dim=-1)
+    return _Run(0, 0, ((0, cols.numel()),), (bias,), cols)
+
+
+def _bias(drop: Tensor) -> Tensor:
+    """A bool mask of dropped entries as an additive float32 bias: 0 kept, -inf dropped."""
+    return torch.zeros(drop.shape, dtype=torch.float32, device=drop.device).masked_fill_(
+        drop, float("-inf")
+    )
+
+
+def _tile_steps(plan: _Plan, i: int, mask_mod: MaskMod | None, device, cached: bool):
+    """The steps of query tile ``i``. With ``cached``, each partial tile's mask is evaluated
+    now and sorted: few live keys → a gathered step; few live queries → the tile's row pass;
+    else a masked span of a run. Returns the steps and the number of mask entries they hold."""
+    states = plan.map[i].tolist()
+    if not cached:
+        tiles = [(j, None, st == PARTIAL) for j, st in enumerate(states) if st != EMPTY]
+        return _TileSteps(_runs(tiles, plan.bk, plan.Lk, False)), 0
+    q_idx = plan.q_idx(i, device)
+    dense, few_rows, gathered, held = [], [], [], 0
+    for j, st in enumerate(states):
+        if st == EMPTY:
+            continue
+        if st == FULL:
+            dense.append((j, None, False))
+            continue
+        k0, k1 = j * plan.bk, min(plan.Lk, (j + 1) * plan.bk)
+        keep = _eval_mask(mask_mod, plan.B, plan.H, q_idx, torch.arange(k0, k1, device=device))
+        seen_by = keep.any(2).flatten(0, 1).any(0)  # (bk,): keys some query of the tile sees
+        seeing = keep.any(3).flatten(0, 1).any(0)  # (bq,): queries that see some key
+        if int(seen_by.sum()) * SPARSE_FRACTION <= k1 - k0:
+            cols = seen_by.nonzero().flatten()
+            gathered.append((cols + k0, _bias(~keep[..., cols])))
+            held += gathered[-1][1].numel()
+        elif int(seeing.sum()) * SPARSE_FRACTION <= q_idx.numel():
+            few_rows.append((j, ~keep, seeing))
+        else:
+            dense.append((j, _bias(~keep), True))
+            held += dense[-1][1].numel()
+    runs = _runs(dense, plan.bk, plan.Lk, True) + ((_gathered(gathered),) if gathered else ())
+    if not few_rows:
+        return _TileSteps(runs), held
+    rows = torch.stack([s for _, _, s in few_rows]).any(0).nonzero().flatten()
+    tiles = [(j, _bias(drop[:, :, rows]), True) for j, drop, _ in few_rows]
+    held += sum(b.numel() for _, b, _ in tiles)
+    return _TileSteps(runs, rows, _runs(tiles, plan.bk, plan.Lk, True)), held
+
+
+def _steps(entry: dict, mask_mod: MaskMod | None, plan: _Plan, device) -> list[_TileSteps]:
+    """Every query tile's steps, cached with the block map when the mask can be cached and its
+    partial tiles hold at most :data:`DROP_CACHE_ELEMENTS` entries (else masks are evaluated
+    during each call, tile by tile)."""
+    if "steps" in entry:
+        return entry["steps"]
+    cached = entry.get("cached", False) and bool((plan.map == PARTIAL).any())
+    steps, total = [], 0
+    for i in range(plan.nq):
+        tile, held = _tile_steps(plan, i, mask_mod, device, cached)
+        steps.append(tile)
+        total += held
+        if total > DROP_CACHE_ELEMENTS:  # too big to keep: evaluate the mask per call
+            return _steps({}, mask_mod, plan, device)
+    entry["steps"] = steps
+    return steps
+
+
 # --------------------------------------------------------------------------- forward
 
 
@@ -268,69 +394,149 @@ def _scores_buffer(shape: tuple[int, int, int], like: Tensor) -> Tensor:
     return buf[:n].view(shape)
 
 
+def _run_masks(run: _Run, mask_mod, B: int, H: int, q_idx: Tensor) -> list[Tensor]:
+    """Each span's mask: the cached float bias, or the mask_mod's dropped entries (bool)."""
+    if run.biases is not None:
+        return list(run.biases)
+    dev = q_idx.device
+    return [
+        ~_eval_mask(mask_mod, B, H, q_idx, torch.arange(run.k0 + c0, run.k0 + c1, device=dev))
+        for c0, c1 in run.spans
+    ]
+
+
+def _whole_drop(run: _Run, span_masks: list[Tensor], width: int) -> Tensor:
+    """The masked-out entries of the whole step, ``(B|1, H|1, rows, width)`` bool."""
+    drops = [m if m.dtype == torch.bool else torch.isinf(m) for m in span_masks]
+    lead = torch.broadcast_shapes(*(d.shape[:2] for d in drops))
+    drop = drops[0].new_zeros(*lead, drops[0].shape[2], width)
+    for (c0, c1), d in zip(run.spans, drops):
+        drop[..., c0:c1] = d
+    return drop
+
+
 def _row(
     qg: Tensor,
     k3: Tensor,
     v3: Tensor,
-    runs: list[tuple[int, int, int]],
+    tile: _TileSteps,
     q_idx: Tensor,
     shape: tuple[int, int, int],
     mask_mod: MaskMod | None,
     score_mod: ScoreMod | None,
     scale: float,
-    drops: list[Tensor | None] | None = None,
     finite: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Online softmax of one query block over its non-empty key blocks (Algorithm 1, 7–15).
-
-    ``runs`` lists ``(k0, k1, state)``: neighbouring non-empty key tiles merged into one step
-    of at most :data:`RUN_KEYS` keys, so a CPU pays per-operation overhead less often while
-    empty tiles are still skipped at tile granularity.
+    """One query tile: its runs over all rows, then its few-row pass, merged by log-sum-exp.
 
     ``qg`` is ``(B·Hkv, G·bq, D)``: the query block of every head sharing a key head stacked,
     so GQA needs no copy of K/V. Returns the block's output ``(B·Hkv, G·bq, Dv)`` and
-    log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key). ``drops[r]`` is run
-    ``r``'s cached masked-out entries (else the mask is evaluated here); ``finite`` says K and V
-    hold no inf/NaN, so masked keys need not be zeroed.
+    log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key).
+    """
+    out, lse = _online_softmax(
+        qg, k3, v3, tile.runs, q_idx, shape, mask_mod, score_mod, scale, finite
+    )
+    if tile.rows is None:
+        return out, lse
+    B, H, bq = shape
+    G = qg.shape[1] // bq
+    # rows of the grouped layout: head g's row r is g·bq + r                    (G·nr,)
+    rows_g = (torch.arange(G, device=qg.device).view(G, 1) * bq + tile.rows).flatten()
+    o2, l2 = _online_softmax(
+        qg[:, rows_g],
+        k3,
+        v3,
+        tile.row_runs,
+        q_idx[tile.rows],
+        (B, H, tile.rows.numel()),
+        mask_mod,
+        score_mod,
+        scale,
+        finite,
+    )
+    # O = (e^{L1} O1 + e^{L2} O2) / (e^{L1} + e^{L2}),  L = log(e^{L1} + e^{L2})
+    l1, o1 = lse[:, rows_g], out[:, rows_g]
+    m = torch.maximum(l1, l2)
+    m = torch.where(torch.isinf(m), 0.0, m)
+    w1, w2 = torch.exp(l1 - m), torch.exp(l2 - m)
+    total = w1 + w2
+    live = total > 0
+    merged = torch.where(live, (w1 * o1 + w2 * o2) / torch.where(live, total, 1.0), 0.0)
+    merged_lse = torch.where(live, m + torch.log(torch.where(live, total, 1.0)), float("-inf"))
+    return out.index_copy(1, rows_g, merged), lse.index_copy(1, rows_g, merged_lse)
+
+
+def _online_softmax(
+    qg: Tensor,
+    k3: Tensor,
+    v3: Tensor,
+    runs: tuple[_Run, ...],
+    q_idx: Tensor,
+    shape: tuple[int, int, int],
+    mask_mod: MaskMod | None,
+    score_mod: ScoreMod | None,
+    scale: float,
+    finite: bool,
+) -> tuple[Tensor, Tensor]:
+    """Online softmax of query rows ``qg`` over their runs (Algorithm 1, lines 7–15).
+
+    ``finite`` says Q, K and V hold no inf/NaN: masks can then be added as biases in place, and
+    masked keys need not be zeroed. Without autograd, masked scores are clamped to
+    :data:`EXP_FLOOR` before ``exp`` (contributing e^-80 ≈ 2e-35 of a row's weight instead of
+    an exact 0, and sparing the CPU's slow underflow path); liveness is read from the max.
     """
     B, H, bq = shape
     grad = torch.is_grad_enabled()
     m_i = l_i = acc = None
-    for r, (k0, k1, st) in enumerate(runs):
-        kj, vj = k3[:, k0:k1], v3[:, k0:k1]  # (B·Hkv, bk, D), (B·Hkv, bk, Dv)
-        kv_idx = torch.arange(k0, k1, device=qg.device)
+    for run in runs:
+        if run.cols is not None:  # (B·Hkv, n, D): the few live keys, gathered
+            kj, vj, kv_idx = k3.index_select(1, run.cols), v3.index_select(1, run.cols), run.cols
+        else:  # (B·Hkv, bk, D), (B·Hkv, bk, Dv)
+            kj, vj, kv_idx = k3[:, run.k0 : run.k1], v3[:, run.k0 : run.k1], None
+        width = kj.shape[1]
+        span_masks = _run_masks(run, mask_mod, B, H, q_idx) if run.spans else []
         drop = None
-        if st == PARTIAL:  # (B|1, H|1, bq, bk): True where the mask says no
-            drop = drops[r] if drops is not None else ~_eval_mask(mask_mod, B, H, q_idx, kv_idx)
-            if isinstance(drop, tuple):  # only a few keys are live: gather them
-                drop, kv_idx = drop
-                kj, vj = k3.index_select(1, kv_idx), v3.index_select(1, kv_idx)
+        if span_masks and (grad or not finite):
+            drop = _whole_drop(run, span_masks, width)  # (B|1, H|1, bq, width)
             if not finite:
-                # Keys no query of the tile may see are zeroed: their scores are masked, but
+                # Keys no query of the step may see are zeroed: their scores are masked, but
                 # P·V and (in autograd) dQ = dS·K still multiply them by 0, and 0·NaN = NaN.
                 kj = _zero_dead_keys(kj, drop, B, H) if grad else kj
                 vj = _zero_dead_keys(vj, drop, B, H)
         # S_ij = α Q_i K_jᵀ                                          (B·Hkv, G·bq, bk)
-        shape3 = (qg.shape[0], qg.shape[1], kj.shape[1])
-        out = None if grad else _scores_buffer(shape3, qg)
+        out = None if grad else _scores_buffer((qg.shape[0], qg.shape[1], width), qg)
         s = torch.baddbmm(qg.new_empty(()), qg, kj.transpose(1, 2), beta=0.0, alpha=scale, out=out)
-        if score_mod is not None or drop is not None:
-            s4 = s.view(B, H, bq, kj.shape[1])  # (B, H, bq, bk)
-            if score_mod is not None:
-                b = torch.arange(B, device=s.device).view(B, 1, 1, 1)
-                h = torch.arange(H, device=s.device).view(1, H, 1, 1)
-                s4 = score_mod(s4, b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
-            if drop is not None:
-                # in place when nothing is recorded for autograd (out of place copies the tile)
-                fill = s4.masked_fill if grad else s4.masked_fill_
-                s4 = fill(drop, float("-inf"))
-            s = s4.reshape(s.shape)
+        s4 = s.view(B, H, bq, width)  # (B, H, bq, bk)
+        if score_mod is not None:
+            if kv_idx is None:
+                kv_idx = torch.arange(run.k0, run.k1, device=qg.device)
+            b = torch.arange(B, device=s.device).view(B, 1, 1, 1)
+            h = torch.arange(H, device=s.device).view(1, H, 1, 1)
+            s4 = score_mod(s4, b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
+        if drop is not None:
+            # in place when nothing is recorded for autograd (out of place copies the step)
+            s4 = (
+                s4.masked_fill(drop, float("-inf"))
+                if grad
+                else s4.masked_fill_(drop, float("-inf"))
+            )
+        else:  # finite, no autograd: add each partial tile's mask where it is
+            for (c0, c1), m in zip(run.spans, span_masks):
+                part = s4[..., c0:c1]
+                part.add_(m) if m.dtype != torch.bool else part.masked_fill_(m, float("-inf"))
+        s = s4.reshape(s.shape)
         # m_new = max(m, rowmax(S_ij)); shift by 0 where the row is still all -inf
         row_max = s.amax(-1, keepdim=True)
         m_new = row_max if m_i is None else torch.maximum(m_i, row_max)
         m_safe = torch.where(torch.isinf(m_new), 0.0, m_new)
         # P̃_ij = exp(S_ij − m_new)
-        p = torch.exp(s - m_safe) if grad else s.sub_(m_safe).exp_()
+        if grad:
+            p = torch.exp(s - m_safe)
+        else:
+            s.sub_(m_safe)
+            for c0, c1 in run.spans:  # -inf lives only in partial tiles
+                s4[..., c0:c1].clamp_min_(EXP_FLOOR)
+            p = s.exp_()
         if m_i is None:
             l_i = p.sum(-1, keepdim=True)
             acc = torch.bmm(p, vj)  # (B·Hkv, G·bq, Dv)
@@ -348,71 +554,15 @@ def _row(
         rows = qg.shape[1]
         zeros = qg.new_zeros(qg.shape[0], rows, v3.shape[-1])
         return zeros, qg.new_full((qg.shape[0], rows, 1), float("-inf"))
-    live = l_i > 0
-    out = acc / torch.where(live, l_i, 1.0)  # O_i = Õ / ℓ; rows with no key stay 0
-    lse = torch.where(live, m_i + torch.log(torch.where(live, l_i, 1.0)), float("-inf"))
+    live = m_i > float("-inf")  # the row saw a key (its max is finite)
+    l_safe = torch.where(live, l_i, 1.0)
+    out = torch.where(live, acc / l_safe, 0.0)  # O_i = Õ / ℓ; rows with no key stay 0
+    lse = torch.where(live, m_i + torch.log(l_safe), float("-inf"))
     return out, lse
 
 
-def _runs(states: list[int], block_k: int, Lk: int) -> list[tuple[int, int, int]]:
-    """Merge neighbouring non-empty key tiles of one query tile into runs ``(k0, k1, state)``."""
-    runs: list[list[int]] = []
-    width = max(RUN_KEYS, block_k)
-    for j, st in enumerate(states):
-        if st == EMPTY:
-            continue
-        k0, k1 = j * block_k, min(Lk, (j + 1) * block_k)
-        if runs and runs[-1][1] == k0 and k1 - runs[-1][0] <= width:
-            runs[-1][1] = k1
-            runs[-1][2] = FULL if (runs[-1][2] == FULL and st == FULL) else PARTIAL
-        else:
-            runs.append([k0, k1, st])
-    return [(a, b, c) for a, b, c in runs]
-
-
-DROP_CACHE_ELEMENTS = 2**26  # at most 64 MiB of cached partial-run masks per (mask, shape)
-SPARSE_RUN_FRACTION = 4  # a partial run with at most 1/4 of its keys live gathers only those
-
-
-def _run_drops(entry: dict, mask_mod: MaskMod, plan: _Plan, device) -> list | None:
-    """The masked-out entries of every partial run, ``drops[i][r]`` (None for full runs),
-    evaluated once and cached with the block map — as a compiled kernel would bake a mask in.
-    A run whose live keys are few is stored as ``(drop over those keys, their indices)``.
-    None (evaluate per call) when the mask cannot be cached or the masks would exceed
-    :data:`DROP_CACHE_ELEMENTS`."""
-    if "drops" in entry:
-        return entry["drops"]
-    if not entry.get("cached"):
-        return None
-    drops, total = [], 0
-    for i, runs in enumerate(plan.rows):
-        q_idx = plan.q_idx(i, device)
-        row = []
-        for k0, k1, st in runs:
-            if st != PARTIAL:
-                row.append(None)
-                continue
-            kv_idx = torch.arange(k0, k1, device=device)
-            drop = ~_eval_mask(mask_mod, plan.B, plan.H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
-            live = ~drop.all(2).flatten(0, 1).all(0)  # (bk,): keys some query of the tile sees
-            n_live = int(live.sum())
-            if n_live * SPARSE_RUN_FRACTION <= k1 - k0:
-                # Few live keys (a global key column, a stripe): gather just those keys.
-                cols = live.nonzero().flatten()
-                row.append((drop[..., cols].contiguous(), cols + k0))
-            else:
-                row.append(drop)
-            total += drop.numel()
-            if total > DROP_CACHE_ELEMENTS:
-                entry["drops"] = None
-                return None
-        drops.append(row)
-    entry["drops"] = drops
-    return drops
-
-
 class _Plan:
-    """Shapes, blocks and the block map of one call."""
+    """Shapes, blocks, the block map and every query tile's steps of one call."""
 
     def __init__(self, q: Tensor, k: Tensor, v: Tensor, mask_mod, block_q: int, block_k: int):
         self.B, self.H, self.Lq, self.D = q.shape
@@ -422,12 +572,12 @@ class _Plan:
         self.nq = math.ceil(self.Lq / block_q)
         entry = _cache_entry(mask_mod, self.B, self.H, self.Lq, self.Lk, block_q, block_k, q.device)
         self.map = entry["map"]
-        self.rows = [_runs(r.tolist(), block_k, self.Lk) for r in self.map]
         partial = bool((self.map == PARTIAL).any())
-        # Masked keys need zeroing only if K or V holds an inf or NaN (0·NaN = NaN). A sum is
-        # one cheap pass and is non-finite whenever an entry is (or on overflow: then we zero).
-        self.finite = not partial or bool(torch.isfinite(k.sum() + v.sum()))
-        self.drops = _run_drops(entry, mask_mod, self, q.device) if partial else None
+        # Masks can be added in place, and masked keys need no zeroing, only if Q, K and V are
+        # finite (-inf + inf, 0·NaN). A sum is one cheap pass and is non-finite whenever an
+        # entry is (or on overflow: then we take the careful path).
+        self.finite = not partial or bool(torch.isfinite(q.sum() + k.sum() + v.sum()))
+        self.steps = _steps(entry, mask_mod, self, q.device)
 
     def q_block(self, x: Tensor, i: int) -> Tensor:
         """Rows of block ``i`` of a (B, H, Lq, ·) tensor, grouped: (B·Hkv, G·bq, ·)."""
@@ -440,11 +590,10 @@ class _Plan:
 
     def row_inputs(self, q: Tensor, i: int) -> tuple:
         """:func:`_row`'s per-block arguments for query block ``i``: the grouped queries, the
-        block's key runs, its positions, its ``(B, H, bq)`` shape and its cached masks."""
+        block's steps, its positions and its ``(B, H, bq)`` shape."""
         qg = self.q_block(q, i)
         shape = (self.B, self.H, qg.shape[1] // self.G)
-        drops = self.drops[i] if self.drops is not None else None
-        return qg, self.rows[i], self.q_idx(i, q.device), shape, drops
+        return qg, self.steps[i], self.q_idx(i, q.device), shape
 
     def unblock(self, x: Tensor, i: int) -> Tensor:
         """Inverse of :meth:`q_block`: (B·Hkv, G·bq, ·) → (B, H, bq, ·)."""
@@ -464,8 +613,8 @@ def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, 
     lse = q.new_empty(plan.B, plan.H, plan.Lq, 1)
 
     def one(i: int) -> None:
-        qg, rows, q_idx, shape, drops = plan.row_inputs(q, i)
-        o, l_ = _row(qg, k3, v3, rows, q_idx, shape, mask_mod, score_mod, scale, drops, plan.finite)
+        qg, steps, q_idx, shape = plan.row_inputs(q, i)
+        o, l_ = _row(qg, k3, v3, steps, q_idx, shape, mask_mod, score_mod, scale, plan.finite)
         q0 = i * plan.bs
         out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)  # disjoint rows: no race
         lse[:, :, q0 : q0 + shape[2]] = plan.unblock(l_, i)
@@ -558,19 +707,18 @@ def _with_score_mod_grad(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> Te
     v3 = v.reshape(plan.B * plan.Hkv, plan.Lk, plan.Dv)  # (B·Hkv, Lk, Dv)
     outs = []
     for i in range(plan.nq):
-        qg, rows, q_idx, shape, drops = plan.row_inputs(q, i)
+        qg, steps, q_idx, shape = plan.row_inputs(q, i)
         o, _ = checkpoint(
             _row,
             qg,
             k3,
             v3,
-            rows,
+            steps,
             q_idx,
             shape,
             mask_mod,
             score_mod,
             scale,
-            drops,
             plan.finite,
             use_reentrant=False,
         )
