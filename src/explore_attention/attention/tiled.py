@@ -422,45 +422,41 @@ def _whole_drop(run: _Run, span_masks: list[Tensor], width: int) -> Tensor:
     return drop
 
 
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """What every query tile of one call shares: ``kt`` (B·Hkv, D, Lk), ``v3`` (B·Hkv, Lk, Dv),
+    the mods, the scale, whether Q, K, V are ``finite`` (masks can then be added in place and
+    masked keys need no zeroing), and whether the log-sum-exp is wanted (training saves it)."""
+
+    kt: Tensor
+    v3: Tensor
+    mask_mod: MaskMod | None
+    score_mod: ScoreMod | None
+    scale: float
+    finite: bool
+    need_lse: bool = True
+
+
 def _row(
-    qg: Tensor,
-    kt: Tensor,
-    v3: Tensor,
-    tile: _TileSteps,
-    q_idx: Tensor,
-    shape: tuple[int, int, int],
-    mask_mod: MaskMod | None,
-    score_mod: ScoreMod | None,
-    scale: float,
-    finite: bool = False,
-) -> tuple[Tensor, Tensor]:
+    qg: Tensor, tile: _TileSteps, q_idx: Tensor, shape: tuple[int, int, int], call: _Call
+) -> tuple[Tensor, Tensor | None]:
     """One query tile: its runs over all rows, then its few-row pass, merged by log-sum-exp.
 
     ``qg`` is ``(B·Hkv, G·bq, D)``: the query block of every head sharing a key head stacked,
     so GQA needs no copy of K/V. Returns the block's output ``(B·Hkv, G·bq, Dv)`` and
-    log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key).
+    log-sum-exp ``(B·Hkv, G·bq, 1)`` (``-inf`` on rows that see no key; None if not
+    ``call.need_lse``).
     """
-    out, lse = _online_softmax(
-        qg, kt, v3, tile.runs, q_idx, shape, mask_mod, score_mod, scale, finite
-    )
-    if tile.rows is None:
+    few = tile.rows is not None
+    out, lse = _online_softmax(qg, tile.runs, q_idx, shape, call, need_lse=call.need_lse or few)
+    if not few:
         return out, lse
     B, H, bq = shape
     G = qg.shape[1] // bq
     # rows of the grouped layout: head g's row r is g·bq + r                    (G·nr,)
     rows_g = (torch.arange(G, device=qg.device).view(G, 1) * bq + tile.rows).flatten()
-    o2, l2 = _online_softmax(
-        qg[:, rows_g],
-        kt,
-        v3,
-        tile.row_runs,
-        q_idx[tile.rows],
-        (B, H, tile.rows.numel()),
-        mask_mod,
-        score_mod,
-        scale,
-        finite,
-    )
+    nr = tile.rows.numel()
+    o2, l2 = _online_softmax(qg[:, rows_g], tile.row_runs, q_idx[tile.rows], (B, H, nr), call)
     # O = (e^{L1} O1 + e^{L2} O2) / (e^{L1} + e^{L2}),  L = log(e^{L1} + e^{L2})
     l1, o1 = lse[:, rows_g], out[:, rows_g]
     m = torch.maximum(l1, l2)
@@ -475,25 +471,25 @@ def _row(
 
 def _online_softmax(
     qg: Tensor,
-    kt: Tensor,
-    v3: Tensor,
     runs: tuple[_Run, ...],
     q_idx: Tensor,
     shape: tuple[int, int, int],
-    mask_mod: MaskMod | None,
-    score_mod: ScoreMod | None,
-    scale: float,
-    finite: bool,
-) -> tuple[Tensor, Tensor]:
+    call: _Call,
+    need_lse: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """Online softmax of query rows ``qg`` over their runs (Algorithm 1, lines 7–15).
 
-    ``finite`` says Q, K and V hold no inf/NaN: masks can then be added as biases in place, and
-    masked keys need not be zeroed. Without autograd, masked scores are clamped to
-    :data:`EXP_FLOOR` before ``exp`` (contributing e^-80 ≈ 2e-35 of a row's weight instead of
-    an exact 0, and sparing the CPU's slow underflow path); liveness is read from the max.
+    Without autograd, a tile whose keys are one step with a full tile among them (so every row
+    sees a key) and whose log-sum-exp is not wanted takes one in-place softmax instead. Else
+    masked scores are clamped to :data:`EXP_FLOOR` before ``exp`` (contributing e^-80 ≈ 2e-35
+    of a row's weight instead of an exact 0, and sparing the CPU's slow underflow path);
+    liveness is read from the max.
     """
     B, H, bq = shape
+    kt, v3, mask_mod, score_mod, scale = call.kt, call.v3, call.mask_mod, call.score_mod, call.scale
+    finite = call.finite
     grad = torch.is_grad_enabled()
+    one_softmax = not grad and not need_lse and len(runs) == 1 and _has_full_tile(runs[0])
     m_i = l_i = acc = None
     for run in runs:
         # the step's keys in pieces: (B·Hkv, D, w) of Kᵀ and (B·Hkv, w, Dv) of V
@@ -544,6 +540,12 @@ def _online_softmax(
                 part = s4[..., c0:c1]
                 part.add_(m) if m.dtype != torch.bool else part.masked_fill_(m, float("-inf"))
         s = s4.reshape(s.shape)
+        if one_softmax:  # O = softmax(S) V: every row sees a key, no lse wanted
+            p = torch.ops.aten._softmax.out(s, -1, False, out=s)
+            out = torch.bmm(p[..., : widths[0]], vs[0])
+            for pp, x in zip(p.split(widths, dim=-1)[1:], vs[1:]):
+                out.baddbmm_(pp, x)
+            return out, None
         # m_new = max(m, rowmax(S_ij)); shift by 0 where the row is still all -inf
         row_max = s.amax(-1, keepdim=True)
         m_new = row_max if m_i is None else torch.maximum(m_i, row_max)
@@ -580,8 +582,16 @@ def _online_softmax(
     live = m_i > float("-inf")  # the row saw a key (its max is finite)
     l_safe = torch.where(live, l_i, 1.0)
     out = torch.where(live, acc / l_safe, 0.0)  # O_i = Õ / ℓ; rows with no key stay 0
-    lse = torch.where(live, m_i + torch.log(l_safe), float("-inf"))
-    return out, lse
+    if not need_lse:
+        return out, None
+    return out, torch.where(live, m_i + torch.log(l_safe), float("-inf"))
+
+
+def _has_full_tile(run: _Run) -> bool:
+    """Whether the run's key range holds a full tile (then every query of the tile sees a key)."""
+    return sum(min(c1, run.k1 - run.k0) - c0 for c0, c1 in run.spans if c0 < run.k1 - run.k0) < (
+        run.k1 - run.k0
+    )
 
 
 class _Plan:
@@ -618,6 +628,12 @@ class _Plan:
         shape = (self.B, self.H, qg.shape[1] // self.G)
         return qg, self.steps[i], self.q_idx(i, q.device), shape
 
+    def call(self, k: Tensor, v: Tensor, mask_mod, score_mod, scale, need_lse: bool) -> _Call:
+        """The per-call constants every query tile reads."""
+        v3 = v.reshape(self.B * self.Hkv, self.Lk, self.Dv)  # (B·Hkv, Lk, Dv)
+        kt = _keys_transposed(k, self)  # (B·Hkv, D, Lk)
+        return _Call(kt, v3, mask_mod, score_mod, scale, self.finite, need_lse)
+
     def unblock(self, x: Tensor, i: int) -> Tensor:
         """Inverse of :meth:`q_block`: (B·Hkv, G·bq, ·) → (B, H, bq, ·)."""
         return x.view(self.B, self.H, -1, x.shape[-1])
@@ -643,33 +659,38 @@ def _keys_transposed(k: Tensor, plan: _Plan) -> Tensor:
     return kt
 
 
-def _forward(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> tuple[Tensor, Tensor]:
-    """Algorithm 1 over every query tile; output ``(B, H, Lq, Dv)`` and lse ``(B, H, Lq, 1)``.
+def _forward(
+    q, k, v, plan: _Plan, mask_mod, score_mod, scale, need_lse: bool = True
+) -> tuple[Tensor, Tensor | None]:
+    """Algorithm 1 over every query tile; output ``(B, H, Lq, Dv)`` and lse ``(B, H, Lq, 1)``
+    (None unless ``need_lse``).
 
     On a CPU with several intra-op threads, query tiles are spread over that many Python
     threads, each running single-threaded operations (as FlashAttention spreads query tiles
     over thread blocks): small tile operations then pay no OpenMP hand-off per call.
     """
-    kt = _keys_transposed(k, plan)  # (B·Hkv, D, Lk)
-    v3 = v.reshape(plan.B * plan.Hkv, plan.Lk, plan.Dv)  # (B·Hkv, Lk, Dv)
+    call = plan.call(k, v, mask_mod, score_mod, scale, need_lse)
     out = q.new_empty(plan.B, plan.H, plan.Lq, plan.Dv)
-    lse = q.new_empty(plan.B, plan.H, plan.Lq, 1)
+    lse = q.new_empty(plan.B, plan.H, plan.Lq, 1) if need_lse else None
 
     def one(i: int) -> None:
         qg, steps, q_idx, shape = plan.row_inputs(q, i)
-        o, l_ = _row(qg, kt, v3, steps, q_idx, shape, mask_mod, score_mod, scale, plan.finite)
+        o, l_ = _row(qg, steps, q_idx, shape, call)
         q0 = i * plan.bs
         out[:, :, q0 : q0 + shape[2]] = plan.unblock(o, i)  # disjoint rows: no race
-        lse[:, :, q0 : q0 + shape[2]] = plan.unblock(l_, i)
+        if need_lse:
+            lse[:, :, q0 : q0 + shape[2]] = plan.unblock(l_, i)
 
     threads = torch.get_num_threads()
     if threads < 2 or plan.nq < 2 or q.device.type != "cpu" or torch.is_grad_enabled():
         for i in range(plan.nq):
             one(i)
         return out, lse
-    n = min(threads, plan.nq)
-    # interleaved rows balance causal work (late rows have more key tiles)
-    run_parallel([lambda t=t: [one(i) for i in range(t, plan.nq, n)] for t in range(n)])
+    # Each thread takes the next query tile, costliest first (causal: the last rows have the
+    # most key tiles), so no thread is left with a long tile at the end.
+    cost = (plan.map != EMPTY).sum(1).tolist()
+    todo = iter(sorted(range(plan.nq), key=lambda i: -cost[i]))  # next() is atomic under the GIL
+    run_parallel([lambda: [one(i) for i in todo] for _ in range(min(threads, plan.nq))])
     return out, lse
 
 
@@ -746,25 +767,11 @@ class _TiledAttention(torch.autograd.Function):
 
 def _with_score_mod_grad(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> Tensor:
     """Autograd through tiles, one query block at a time under checkpointing."""
-    kt = _keys_transposed(k, plan)  # (B·Hkv, D, Lk)
-    v3 = v.reshape(plan.B * plan.Hkv, plan.Lk, plan.Dv)  # (B·Hkv, Lk, Dv)
+    call = plan.call(k, v, mask_mod, score_mod, scale, need_lse=False)
     outs = []
     for i in range(plan.nq):
         qg, steps, q_idx, shape = plan.row_inputs(q, i)
-        o, _ = checkpoint(
-            _row,
-            qg,
-            kt,
-            v3,
-            steps,
-            q_idx,
-            shape,
-            mask_mod,
-            score_mod,
-            scale,
-            plan.finite,
-            use_reentrant=False,
-        )
+        o, _ = checkpoint(_row, qg, steps, q_idx, shape, call, use_reentrant=False)
         outs.append(plan.unblock(o, i))
     return torch.cat(outs, dim=2)  # (B, H, Lq, Dv)
 
@@ -790,7 +797,7 @@ def _tiled(
         out = _TiledAttention.apply(q, k, v, plan, mask_mod, scale)
     else:
         with torch.no_grad():
-            out, _ = _forward(q, k, v, plan, mask_mod, score_mod, scale)
+            out, _ = _forward(q, k, v, plan, mask_mod, score_mod, scale, need_lse=False)
     return out.to(dtype)
 
 
