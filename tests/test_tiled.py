@@ -331,3 +331,25 @@ def test_global_rows_and_columns_take_their_own_steps_and_match_the_reference():
     ref = torch.autograd.grad((want * cot).sum(), (q, k, v))
     for a, b in zip(got, ref):
         assert_close(a, b)
+
+
+def test_masks_too_big_to_cache_are_evaluated_per_call(monkeypatch):
+    """Over the cache budget the plan keeps no masks and evaluates the mask_mod tile by tile
+    on every call: same answer, with and without autograd."""
+    monkeypatch.setattr(tiled, "DROP_CACHE_ELEMENTS", 1000)
+    tiled.clear_block_map_cache()
+    mask = masks.sliding_window(50)
+    q, k, v = qkv(2, 4, 2, 300, 300, 8, grad=True)
+    plan = tiled._Plan(q, k, v, mask, 64, 64)
+    assert all(r.biases is None for t in plan.steps for r in t.runs)
+    want = attend(q, k, v, mask_mod=mask, backend="reference").output
+    with torch.no_grad():
+        assert_close(tiled_attention(q, k, v, mask_mod=mask, block_size=64).output, want)
+    out = tiled_attention(q, k, v, mask_mod=mask, block_size=64).output
+    cot = torch.randn_like(out)
+    for a, b in zip(
+        torch.autograd.grad((out * cot).sum(), (q, k, v)),
+        torch.autograd.grad((want * cot).sum(), (q, k, v)),
+    ):
+        assert_close(a, b)
+    tiled.clear_block_map_cache()

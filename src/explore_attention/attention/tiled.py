@@ -355,18 +355,18 @@ def _steps(entry: dict, mask_mod: MaskMod | None, plan: _Plan, device) -> list[_
     """Every query tile's steps, cached with the block map when the mask can be cached and its
     partial tiles hold at most :data:`DROP_CACHE_ELEMENTS` entries (else masks are evaluated
     during each call, tile by tile)."""
-    if "steps" in entry:
-        return entry["steps"]
-    cached = entry.get("cached", False) and bool((plan.map == PARTIAL).any())
-    steps, total = [], 0
-    for i in range(plan.nq):
-        tile, held = _tile_steps(plan, i, mask_mod, device, cached)
-        steps.append(tile)
-        total += held
-        if total > DROP_CACHE_ELEMENTS:  # too big to keep: evaluate the mask per call
-            return _steps({}, mask_mod, plan, device)
-    entry["steps"] = steps
-    return steps
+    if "steps" not in entry:
+        cached = entry.get("cached", False) and bool((plan.map == PARTIAL).any())
+        steps, total = [], 0
+        for i in range(plan.nq):
+            tile, held = _tile_steps(plan, i, mask_mod, device, cached)
+            steps.append(tile)
+            total += held
+            if total > DROP_CACHE_ELEMENTS:  # too big to keep: evaluate the mask per call
+                steps = [_tile_steps(plan, i, mask_mod, device, False)[0] for i in range(plan.nq)]
+                break
+        entry["steps"] = steps
+    return entry["steps"]
 
 
 # --------------------------------------------------------------------------- forward
@@ -480,7 +480,7 @@ def _online_softmax(
     """Online softmax of query rows ``qg`` over their runs (Algorithm 1, lines 7–15).
 
     Without autograd, a tile whose keys are one step with a full tile among them (so every row
-    sees a key) and whose log-sum-exp is not wanted takes one in-place softmax instead. Else
+    sees a key), no score_mod and no log-sum-exp wanted takes one in-place softmax instead. Else
     masked scores are clamped to :data:`EXP_FLOOR` before ``exp`` (contributing e^-80 ≈ 2e-35
     of a row's weight instead of an exact 0, and sparing the CPU's slow underflow path);
     liveness is read from the max.
@@ -489,7 +489,13 @@ def _online_softmax(
     kt, v3, mask_mod, score_mod, scale = call.kt, call.v3, call.mask_mod, call.score_mod, call.scale
     finite = call.finite
     grad = torch.is_grad_enabled()
-    one_softmax = not grad and not need_lse and len(runs) == 1 and _has_full_tile(runs[0])
+    one_softmax = (
+        not grad
+        and not need_lse
+        and score_mod is None
+        and len(runs) == 1
+        and _has_full_tile(runs[0])
+    )
     m_i = l_i = acc = None
     for run in runs:
         # the step's keys in pieces: (B·Hkv, D, w) of Kᵀ and (B·Hkv, w, Dv) of V
@@ -588,10 +594,10 @@ def _online_softmax(
 
 
 def _has_full_tile(run: _Run) -> bool:
-    """Whether the run's key range holds a full tile (then every query of the tile sees a key)."""
-    return sum(min(c1, run.k1 - run.k0) - c0 for c0, c1 in run.spans if c0 < run.k1 - run.k0) < (
-        run.k1 - run.k0
-    )
+    """Whether the run's key range holds a full tile (then every query of the tile sees a key):
+    its partial tiles' spans (the gathered keys' span lies past ``k1 - k0``) do not cover it."""
+    n = run.k1 - run.k0
+    return sum(c1 - c0 for c0, c1 in run.spans if c1 <= n) < n
 
 
 class _Plan:
