@@ -353,3 +353,27 @@ def test_masks_too_big_to_cache_are_evaluated_per_call(monkeypatch):
     ):
         assert_close(a, b)
     tiled.clear_block_map_cache()
+
+
+def test_nan_key_hidden_from_some_heads_of_a_gqa_group():
+    """Key 5 holds NaN and is hidden from the even query heads only; heads 0 and 1 share a
+    key/value head. The even heads' outputs and gradients must be clean, as on the reference."""
+    q, k, v = qkv(1, 4, 2, 300, 300, 8)
+    k[:, :, 5] = float("nan")
+    v[:, :, 5] = float("nan")
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+
+    def mask(b, h, q_idx, kv_idx):
+        return ~((kv_idx == 5) & (h % 2 == 0))
+
+    results = {}
+    for backend in ("reference", "tiled"):
+        out = attend(q, k, v, mask_mod=mask, backend=backend, return_weights=False).output
+        dq = torch.autograd.grad(out[:, 0::2].sum(), q)[0]
+        results[backend] = out[:, 0::2].detach(), dq[:, 0::2]
+    for got, want in zip(results["tiled"], results["reference"]):
+        assert not got.isnan().any()
+        assert_close(got, want)
+    with torch.no_grad():
+        out = attend(q, k, v, mask_mod=mask, backend="tiled", return_weights=False).output
+    assert_close(out[:, 0::2], results["reference"][0])

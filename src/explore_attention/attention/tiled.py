@@ -796,6 +796,11 @@ def _tiled(
         q, k, v = q.float(), k.float(), v.float()
     bq, bk = block_size if isinstance(block_size, tuple) else (block_size, block_size)
     plan = _Plan(q, k, v, mask_mod, bq, bk)
+    if not plan.finite and plan.G > 1:
+        # A non-finite key that the mask hides from some heads of its group but not from others
+        # must be zeroed for those heads only (0·NaN): give each query head its own K and V.
+        k, v = (x.repeat_interleave(plan.G, dim=1) for x in (k, v))
+        plan = _Plan(q, k, v, mask_mod, bq, bk)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
     if score_mod is not None and needs_grad:
         out = _with_score_mod_grad(q, k, v, plan, mask_mod, score_mod, scale)
