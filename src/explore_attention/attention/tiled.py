@@ -645,7 +645,7 @@ class _Plan:
         return x.view(self.B, self.H, -1, x.shape[-1])
 
 
-TRANSPOSE_REUSE = 8  # copy Kᵀ once when each key tile is read by at least this many steps
+TRANSPOSE_REUSE = 16  # copy Kᵀ once when each key tile is read by at least this many steps
 
 
 def _keys_transposed(k: Tensor, plan: _Plan) -> Tensor:
