@@ -33,7 +33,11 @@ recomputes :math:`P_{ij} = e^{S_{ij} - L_i}` block by block instead of storing i
 evaluated) or ``PARTIAL`` (mask evaluated on that tile only). The map is exact — built by
 evaluating the mask one query block at a time, O(block · Lk) memory — and cached per
 ``(mask_mod, shape)`` like FlexAttention's ``BlockMask``, so a causal sliding window of ``w``
-costs O(L · (w + block)) instead of O(L²).
+costs O(L · (w + block)) instead of O(L²). With the map, each query tile's *steps* are planned
+and cached too (:func:`_steps`): neighbouring tiles merged into one step, each partial tile's
+mask kept as an additive bias over its own columns, the few live keys of otherwise empty tiles
+(global tokens) gathered into a step, and tiles only a few queries see (a global query row)
+run for those queries alone, merged by log-sum-exp.
 
 With a ``score_mod`` the backward pass goes through autograd instead, one query block at a
 time under activation checkpointing (memory still O(block · Lk)), so parameters captured by the
