@@ -441,6 +441,53 @@ class _Call:
     need_lse: bool = True
 
 
+def _pieces(run: _Run, kt: Tensor, v3: Tensor) -> tuple[list[Tensor], list[Tensor], list[int]]:
+    """A step's keys in pieces — the slice ``k0:k1``, then the gathered ``cols`` — as
+    ``(B·Hkv, D, w)`` views of Kᵀ and ``(B·Hkv, w, Dv)`` of V, with their widths."""
+    kts, vs = [], []
+    if run.k1 > run.k0:
+        kts.append(kt[:, :, run.k0 : run.k1])
+        vs.append(v3[:, run.k0 : run.k1])
+    if run.cols is not None:
+        kts.append(kt.index_select(2, run.cols))
+        vs.append(v3.index_select(1, run.cols))
+    return kts, vs, [x.shape[2] for x in kts]
+
+
+def _zero_dead_pieces(kts, vs, drop: Tensor, widths: list[int], B: int, H: int, keys: bool):
+    """Zero the keys (if ``keys``) and values no query of the step may see: their scores are
+    masked, but P·V and dQ = dS·K still multiply them by 0, and 0·NaN = NaN."""
+    parts = drop.split(widths, dim=-1)
+    vs = [_zero_dead_keys(x, d, B, H) for x, d in zip(vs, parts)]
+    if keys:
+        kts = [_zero_dead_keys(x.mT, d, B, H).mT for x, d in zip(kts, parts)]
+    return kts, vs
+
+
+def _products_into(out: Tensor, a: Tensor, bs: list[Tensor], alpha: float = 1.0) -> Tensor:
+    """``out[..., piece] = alpha · a @ b`` for each piece ``b`` in turn: one buffer, no cat."""
+    for b, part in zip(bs, out.split([b.shape[2] for b in bs], dim=-1)):
+        part.baddbmm_(a, b, beta=0.0, alpha=alpha)
+    return out
+
+
+def _mask_in_place(s4: Tensor, run: _Run, span_masks: list[Tensor], drop: Tensor | None) -> None:
+    """Mask a step's scores ``(B, H, rows, width)`` without autograd: the whole-step ``drop``
+    when given (non-finite inputs), else each partial tile's bias added where it is."""
+    if drop is not None:
+        s4.masked_fill_(drop, float("-inf"))
+        return
+    for (c0, c1), m in zip(run.spans, span_masks):
+        part = s4[..., c0:c1]
+        part.add_(m) if m.dtype != torch.bool else part.masked_fill_(m, float("-inf"))
+
+
+def _group_rows(rows: Tensor, G: int, bq: int) -> Tensor:
+    """Rows ``rows`` of a query tile in the grouped layout, every head: head g's row r is
+    g·bq + r.                                                                   (G·nr,)"""
+    return (torch.arange(G, device=rows.device).view(G, 1) * bq + rows).flatten()
+
+
 def _row(
     qg: Tensor, tile: _TileSteps, q_idx: Tensor, shape: tuple[int, int, int], call: _Call
 ) -> tuple[Tensor, Tensor | None]:
@@ -456,9 +503,7 @@ def _row(
     if not few:
         return out, lse
     B, H, bq = shape
-    G = qg.shape[1] // bq
-    # rows of the grouped layout: head g's row r is g·bq + r                    (G·nr,)
-    rows_g = (torch.arange(G, device=qg.device).view(G, 1) * bq + tile.rows).flatten()
+    rows_g = _group_rows(tile.rows, qg.shape[1] // bq, bq)
     nr = tile.rows.numel()
     o2, l2 = _online_softmax(qg[:, rows_g], tile.row_runs, q_idx[tile.rows], (B, H, nr), call)
     # O = (e^{L1} O1 + e^{L2} O2) / (e^{L1} + e^{L2}),  L = log(e^{L1} + e^{L2})
@@ -502,34 +547,20 @@ def _online_softmax(
     )
     m_i = l_i = acc = None
     for run in runs:
-        # the step's keys in pieces: (B·Hkv, D, w) of Kᵀ and (B·Hkv, w, Dv) of V
-        kts, vs = [], []
-        if run.k1 > run.k0:
-            kts.append(kt[:, :, run.k0 : run.k1])
-            vs.append(v3[:, run.k0 : run.k1])
-        if run.cols is not None:  # the few live keys, gathered
-            kts.append(kt.index_select(2, run.cols))
-            vs.append(v3.index_select(1, run.cols))
-        widths = [x.shape[2] for x in kts]
+        kts, vs, widths = _pieces(run, kt, v3)
         width = sum(widths)
         span_masks = _run_masks(run, mask_mod, B, H, q_idx) if run.spans else []
         drop = None
         if span_masks and (grad or not finite):
             drop = _whole_drop(run, span_masks, width)  # (B|1, H|1, bq, width)
             if not finite:
-                # Keys no query of the step may see are zeroed: their scores are masked, but
-                # P·V and (in autograd) dQ = dS·K still multiply them by 0, and 0·NaN = NaN.
-                parts = drop.split(widths, dim=-1)
-                vs = [_zero_dead_keys(x, d, B, H) for x, d in zip(vs, parts)]
-                if grad:
-                    kts = [_zero_dead_keys(x.mT, d, B, H).mT for x, d in zip(kts, parts)]
+                kts, vs = _zero_dead_pieces(kts, vs, drop, widths, B, H, keys=grad)
         # S_ij = α Q_i K_jᵀ                                          (B·Hkv, G·bq, width)
         if grad:
             s = torch.cat([torch.bmm(qg, x) * scale for x in kts], dim=-1)
         else:
             s = _scores_buffer((qg.shape[0], qg.shape[1], width), qg)
-            for x, part in zip(kts, s.split(widths, dim=-1)):
-                part.baddbmm_(qg, x, beta=0.0, alpha=scale)
+            _products_into(s, qg, kts, scale)
         s4 = s.view(B, H, bq, width)  # (B, H, bq, width)
         if score_mod is not None:
             kv_idx = torch.arange(run.k0, run.k1, device=qg.device)
@@ -538,17 +569,10 @@ def _online_softmax(
             b = torch.arange(B, device=s.device).view(B, 1, 1, 1)
             h = torch.arange(H, device=s.device).view(1, H, 1, 1)
             s4 = score_mod(s4, b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
-        if drop is not None:
-            # in place when nothing is recorded for autograd (out of place copies the step)
-            s4 = (
-                s4.masked_fill(drop, float("-inf"))
-                if grad
-                else s4.masked_fill_(drop, float("-inf"))
-            )
-        else:  # finite, no autograd: add each partial tile's mask where it is
-            for (c0, c1), m in zip(run.spans, span_masks):
-                part = s4[..., c0:c1]
-                part.add_(m) if m.dtype != torch.bool else part.masked_fill_(m, float("-inf"))
+        if grad:
+            s4 = s4 if drop is None else s4.masked_fill(drop, float("-inf"))
+        else:  # in place: out of place would copy the step
+            _mask_in_place(s4, run, span_masks, drop)
         s = s4.reshape(s.shape)
         if one_softmax:  # O = softmax(S) V: every row sees a key, no lse wanted
             p = torch.ops.aten._softmax.out(s, -1, False, out=s)
@@ -719,60 +743,85 @@ class _TiledAttention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dout):  # type: ignore[override]
         q, k, v, out, lse = ctx.saved_tensors
-        plan, mask_mod, scale = ctx.plan, ctx.mask_mod, ctx.scale
-        B, H, Hkv, bs, bk = plan.B, plan.H, plan.Hkv, plan.bs, plan.bk
-        k3 = k.reshape(B * Hkv, plan.Lk, plan.D)  # (B·Hkv, Lk, D)
-        v3 = v.reshape(B * Hkv, plan.Lk, plan.Dv)
+        plan = ctx.plan
+        call = plan.call(k, v, ctx.mask_mod, None, ctx.scale, need_lse=False)
         # D_i = rowsum(dO ∘ O)                                          (B, H, Lq, 1)
         Di = (dout * out).sum(-1, keepdim=True)
         # Rows with no key have lse = -inf; use +inf there so P = e^{S − L} = 0, not NaN.
         lse = torch.where(torch.isinf(lse), float("inf"), lse)
-        blocks = [
-            (plan.q_block(q, i), plan.q_block(dout, i), plan.q_block(Di, i), plan.q_block(lse, i))
-            for i in range(plan.nq)
-        ]
-        dq = torch.zeros_like(q)
-        dk3 = torch.zeros_like(k3)
-        dv3 = torch.zeros_like(v3)
-        for j in range(plan.map.shape[1]):
-            k0, k1 = j * bk, min(plan.Lk, (j + 1) * bk)
-            kj, vj = k3[:, k0:k1], v3[:, k0:k1]
-            kv_idx = torch.arange(k0, k1, device=q.device)
-            for i in range(plan.nq):
-                st = int(plan.map[i, j])
-                if st == EMPTY:
-                    continue
-                qg, dog, dig, lseg = blocks[i]
-                kjj, vjj, drop = kj, vj, None
-                if st == PARTIAL:
-                    q_idx = plan.q_idx(i, q.device)
-                    drop = ~_eval_mask(mask_mod, B, H, q_idx, kv_idx)  # (B|1, H|1, bq, bk)
-                    if not plan.finite:
-                        # dQ_i += α dS_ij K_j reads every key of the tile: zero the ones no
-                        # query of the tile sees, or a NaN there turns dQ into 0·NaN = NaN
-                        kjj = _zero_dead_keys(kj, drop, B, H)
-                        vjj = _zero_dead_keys(vj, drop, B, H)
-                s = torch.baddbmm(
-                    qg.new_empty(()), qg, kjj.transpose(1, 2), beta=0.0, alpha=scale
-                )  # (B·Hkv, G·bq, bk)
-                if drop is not None:
-                    s4 = s.view(B, H, q_idx.numel(), k1 - k0).masked_fill_(drop, float("-inf"))
-                    s = s4.reshape(s.shape)
-                # P_ij = exp(S_ij − L_i)
-                p = s.sub_(lseg).exp_()
-                # dV_j += P_ijᵀ dO_i
-                dv3[:, k0:k1].baddbmm_(p.transpose(1, 2), dog)
-                # dS_ij = P_ij ∘ (dO_i V_jᵀ − D_i)
-                ds = p.mul_(torch.bmm(dog, vjj.transpose(1, 2)).sub_(dig))
-                # dQ_i += α dS_ij K_j ;  dK_j += α dS_ijᵀ Q_i
-                q0 = i * bs
-                dq[:, :, q0 : q0 + qg.shape[1] // plan.G] += plan.unblock(
-                    torch.bmm(ds, kjj).mul_(scale), i
-                )
-                dk3[:, k0:k1].baddbmm_(ds.transpose(1, 2), qg, alpha=scale)
-        dk = dk3.view(B, Hkv, plan.Lk, plan.D)
-        dv = dv3.view(B, Hkv, plan.Lk, plan.Dv)
+        dq = torch.empty_like(q)
+        dk3 = torch.zeros(plan.B * plan.Hkv, plan.Lk, plan.D, dtype=k.dtype, device=k.device)
+        dv3 = torch.zeros(plan.B * plan.Hkv, plan.Lk, plan.Dv, dtype=v.dtype, device=v.device)
+        for i in range(plan.nq):  # the forward's steps: each live (query, key) pair once
+            qg, tile, q_idx, shape = plan.row_inputs(q, i)
+            rows = (qg, plan.q_block(dout, i), plan.q_block(Di, i), plan.q_block(lse, i))
+            dqg = torch.zeros_like(qg)
+            for run in tile.runs:
+                _backward_step(*rows, run, q_idx, shape, call, dqg, dk3, dv3)
+            if tile.rows is not None:  # the few-row pass: its rows alone
+                rows_g = _group_rows(tile.rows, plan.G, shape[2])
+                sub = [x[:, rows_g] for x in rows]
+                dsub = torch.zeros_like(sub[0])
+                sub_shape = (plan.B, plan.H, tile.rows.numel())
+                for run in tile.row_runs:
+                    _backward_step(*sub, run, q_idx[tile.rows], sub_shape, call, dsub, dk3, dv3)
+                dqg.index_add_(1, rows_g, dsub)
+            q0 = i * plan.bs
+            dq[:, :, q0 : q0 + shape[2]] = plan.unblock(dqg, i)
+        dk = dk3.view(plan.B, plan.Hkv, plan.Lk, plan.D)
+        dv = dv3.view(plan.B, plan.Hkv, plan.Lk, plan.Dv)
         return dq, dk, dv, None, None, None
+
+
+def _backward_step(qg, dog, dig, lseg, run: _Run, q_idx, shape, call: _Call, dqg, dk3, dv3):
+    r"""Algorithm 2's updates for the rows ``qg`` of a query tile over one step's keys:
+
+    .. math::
+
+        P = e^{S - L}, \quad dV \mathrel{+}= P^\top dO, \quad
+        dS = P \circ (dO\, V^\top - D), \quad
+        dQ \mathrel{+}= \alpha\, dS\, K, \quad dK \mathrel{+}= \alpha\, dS^\top Q
+
+    ``dqg`` (the rows' dQ) is added to in place, as are ``dk3`` and ``dv3`` at the step's keys
+    (a slice, then the gathered ``cols``). Masked scores are clamped before ``exp`` as in the
+    forward pass (their P is e^-80, not 0)."""
+    B, H, bq = shape
+    kts, vs, widths = _pieces(run, call.kt, call.v3)
+    width = sum(widths)
+    span_masks = _run_masks(run, call.mask_mod, B, H, q_idx) if run.spans else []
+    drop = None
+    if span_masks and not call.finite:
+        drop = _whole_drop(run, span_masks, width)  # (B|1, H|1, bq, width)
+        kts, vs = _zero_dead_pieces(kts, vs, drop, widths, B, H, keys=True)
+    # S = α Q Kᵀ, masked                                           (B·Hkv, G·bq, width)
+    s = _products_into(qg.new_empty(qg.shape[0], qg.shape[1], width), qg, kts, call.scale)
+    s4 = s.view(B, H, bq, width)
+    _mask_in_place(s4, run, span_masks, drop)
+    # P = e^{S − L}
+    s.sub_(lseg)
+    for c0, c1 in run.spans:
+        s4[..., c0:c1].clamp_min_(EXP_FLOOR)
+    p = s.exp_()
+    # dS = P ∘ (dO Vᵀ − D)
+    dp = _products_into(torch.empty_like(p), dog, [x.mT for x in vs])
+    p_parts = p.split(widths, dim=-1)
+    for pp, x in zip(p_parts, _slots(run, dv3)):  # dV += Pᵀ dO
+        x(torch.bmm(pp.mT, dog))
+    ds = dp.sub_(dig).mul_(p)
+    for dsp, x, kt_piece in zip(ds.split(widths, dim=-1), _slots(run, dk3), kts):
+        dqg.baddbmm_(dsp, kt_piece.mT, alpha=call.scale)  # dQ += α dS K
+        x(torch.bmm(dsp.mT, qg).mul_(call.scale))  # dK += α dSᵀ Q
+
+
+def _slots(run: _Run, acc3: Tensor) -> list:
+    """Adders into a step's keys of a ``(B·Hkv, Lk, ·)`` gradient: the slice, then the
+    gathered columns."""
+    slots = []
+    if run.k1 > run.k0:
+        slots.append(acc3[:, run.k0 : run.k1].add_)
+    if run.cols is not None:
+        slots.append(lambda x, cols=run.cols: acc3.index_add_(1, cols, x))
+    return slots
 
 
 def _with_score_mod_grad(q, k, v, plan: _Plan, mask_mod, score_mod, scale) -> Tensor:
