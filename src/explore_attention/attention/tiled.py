@@ -755,7 +755,7 @@ class _TiledAttention(torch.autograd.Function):
         for i in range(plan.nq):  # the forward's steps: each live (query, key) pair once
             qg, tile, q_idx, shape = plan.row_inputs(q, i)
             rows = (qg, plan.q_block(dout, i), plan.q_block(Di, i), plan.q_block(lse, i))
-            dqg = torch.zeros_like(qg)
+            dqg = qg.new_zeros(qg.shape)  # contiguous (zeros_like would copy qg's strides)
             for run in tile.runs:
                 _backward_step(*rows, run, q_idx, shape, call, dqg, dk3, dv3)
             if tile.rows is not None:  # the few-row pass: its rows alone
