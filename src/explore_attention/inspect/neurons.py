@@ -254,12 +254,7 @@ def _own_query_key(model: nn.Module, att: nn.Module, inputs: Any) -> dict[str, A
         q = mod._split(mod.q_proj(x), mod.num_heads)  # (B, H, Lq, Dh)
         k = mod._split(mod.k_proj(src), mod.num_kv_heads)  # (B, Hkv, Lk, Dh)
         got.update(q_raw=q, k_raw=k)
-        base = getattr(mod, "rope_base", None)
-        if base is not None:
-            from ..attention.positional import apply_rope
-
-            q = apply_rope(q, torch.arange(q.shape[2], device=q.device), base=base)
-            k = apply_rope(k, torch.arange(k.shape[2], device=k.device), base=base)
+        q, k = mod.position_qk(q, k, 0)  # the module's own positions: RoPE, or the identity
         mm = kw.get("mask_mod")
         Lq, Lk = q.shape[2], k.shape[2]
         allowed = (
