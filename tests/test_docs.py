@@ -31,7 +31,10 @@ validation:
     not_found: info
   unrecognized_links: info
   omitted_files: info
-hooks: [{root}/docs/hooks/mathml.py, {root}/docs/hooks/clean_outputs.py]
+hooks:
+  - {root}/docs/hooks/mathml.py
+  - {root}/docs/hooks/clean_outputs.py
+  - {root}/docs/hooks/plotly_asset.py
 nav:
   - Home: index.md
   - types/scaled_dot_product.md
@@ -84,6 +87,10 @@ def test_docs_subset_builds_and_renders_offline(tmp_path: Path):
     site = build_subset(tmp_path)
     page = (site / "types/scaled_dot_product.html").read_text()
     assert page.count("<math") >= 3, "equations must be rendered to MathML at build time"
+    # the view's Plotly comes from one shared file, not inlined into the page
+    assert "window.Plotly === 'undefined'" not in page
+    assert '<script src="../assets/js/plotly.min.js">' in page
+    assert (site / "assets/js/plotly.min.js").stat().st_size > 1_000_000
     nb_page = (site / "notebooks" / NOTEBOOK.replace(".ipynb", ".html")).read_text()
     assert "assert_close" in nb_page and "<img" in nb_page, "notebook rendered with outputs"
 
@@ -128,7 +135,7 @@ def test_docs_subset_builds_and_renders_offline(tmp_path: Path):
             "article img[src^='data:image/png']", "els => els.map(e => e.naturalWidth)"
         )
         assert widths and min(widths) > 100
-        # the interactive view drew itself (Plotly inlined, no network)
+        # the interactive view drew itself (Plotly from the site's own file, no network)
         pg.wait_for_selector("article .js-plotly-plot .main-svg", timeout=20000)
         pg.screenshot(path=str(artifacts / "docs_mechanism_page.png"), full_page=False)
         browser.close()

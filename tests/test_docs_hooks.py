@@ -78,3 +78,34 @@ def test_notebook_links_point_to_the_site_pages():
     assert 'href="../../notation.html#heads"' in out
     assert 'href="../solutions/01_foundations_01_why_attention.py"' in out
     assert 'href="https://arxiv.org/abs/1409.0473"' in out and 'href="#summary"' in out
+
+
+def test_widget_renderer_loader_is_removed_with_the_views():
+    loader = (
+        "<script>\n(function() {\n  function addWidgetsRenderer() {\n"
+        "    var widgetRendererSrc = 'https://unpkg.com/@jupyter-widgets/html-manager@*/dist/"
+        "embed-amd.js';\n  }\n  document.addEventListener('DOMContentLoaded', "
+        "addWidgetsRenderer);\n}());\n</script>"
+    )
+    out = clean_outputs.clean_notebook_html("<p>a</p>" + loader + "<script>keep()</script>")
+    assert out == "<p>a</p><script>keep()</script>"
+
+
+def test_plotly_hook_keeps_one_shared_script_where_the_first_copy_stood():
+    """A page with several views: every inlined Plotly goes, one relative <script src> stands
+    where the first was, everything else is untouched; a page without views is unchanged."""
+    from explore_attention.viz.html import plotly_script
+
+    spec = importlib.util.spec_from_file_location(
+        "plotly_asset", ROOT / "docs/hooks/plotly_asset.py"
+    )
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    block = plotly_script()
+    html = f"<p>a</p>{block}<div id=v1></div>{block}<div id=v2></div>"
+    got = hook.shared_plotly(html, "notebooks/03_demos/x.html")
+    assert got == (
+        '<p>a</p><script src="../../assets/js/plotly.min.js"></script>'
+        "<div id=v1></div><div id=v2></div>"
+    )
+    assert hook.shared_plotly("<p>no view</p>", "index.html") == "<p>no view</p>"

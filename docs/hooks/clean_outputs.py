@@ -11,7 +11,8 @@ renders each output with nbconvert's lab template. Two steps keep build noise of
 2. **On the rendered page** (``on_post_page``, notebook pages only): stderr stream outputs
    (warnings, progress bars that still got through) are removed; error outputs (cells tagged
    ``raises-exception``) are kept, with the machine's paths shortened to module paths; widget
-   views, which render nothing offline, are removed.
+   views, which render nothing offline, are removed, with the script that would fetch their
+   renderer from unpkg.com.
 3. **Links** in notebook markdown are written to work in Jupyter (``../02_types/x.ipynb``,
    ``../../docs/notation.md``); mkdocs-jupyter leaves them as they are, so they are rewritten to
    the site's pages (``.html``, ``docs/`` dropped — the site uses ``use_directory_urls: false``).
@@ -43,6 +44,10 @@ _STDERR = re.compile(
 )
 _WIDGET = re.compile(
     r'<script type="application/vnd\.jupyter\.widget-view\+json">.*?</script>', re.S
+)
+# the lab template's loader of a widget renderer from unpkg.com, useless once views are gone
+_WIDGET_LOADER = re.compile(
+    r"<script>\s*\(function\(\) \{\s*function addWidgetsRenderer\(\).*?</script>", re.S
 )
 # an absolute path up to a package root: .../site-packages/torch/x.py -> torch/x.py;
 # <root>/src/explore_attention/x.py -> explore_attention/x.py
@@ -82,7 +87,7 @@ def clean_notebook_html(page: str) -> str:
 
     page = _STDERR.sub(stderr_block, page)
     page = _HREF.sub(site_link, page)
-    return _WIDGET.sub("", page)
+    return _WIDGET_LOADER.sub("", _WIDGET.sub("", page))
 
 
 def on_post_page(output, page, config, **kwargs):

@@ -22,7 +22,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["STYLE", "new_dom_id", "page", "plotly_js", "script_json", "views_js"]
+__all__ = ["STYLE", "new_dom_id", "page", "plotly_js", "plotly_script", "script_json", "views_js"]
 
 STYLE = """
 .ea-view{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:8px 0;}
@@ -94,6 +94,12 @@ def plotly_js() -> str:
     return js
 
 
+def plotly_script() -> str:
+    """The ``<script>`` that inlines Plotly, guarded so a page holding several views defines it
+    once (the book's build swaps each for one shared file: ``docs/hooks/plotly_asset.py``)."""
+    return "<script>if (typeof window.Plotly === 'undefined') {\n" + plotly_js() + "\n}</script>"
+
+
 @lru_cache(maxsize=1)
 def views_js() -> str:
     """Our view renderers (``viz/assets/views.js``)."""
@@ -111,9 +117,7 @@ def fragment(payload: dict, *, dom_id: str | None = None, include_js: bool = Tru
     )
     if include_js:
         # Guarded: a notebook that already holds Plotly / our renderers does not redefine them.
-        parts.append(
-            "<script>if (typeof window.Plotly === 'undefined') {\n" + plotly_js() + "\n}</script>"
-        )
+        parts.append(plotly_script())
         parts.append(f"<style>{STYLE}</style><script>{views_js()}</script>")
     parts.append("<script>window.EAViews && window.EAViews.renderPending();</script>")
     return "\n".join(parts)
