@@ -218,19 +218,27 @@ def mask_tensor(
     if not callable(mask_mod):
         raise TypeError(f"mask_mod must be callable, got {type(mask_mod).__name__}")
     check_mod_shapes(mask_mod, B, H, Lq, Lk)
-    grids = index_grids(B, H, Lq, Lk, device)
-    m = mask_mod(*grids)
+    m = mask_mod(*index_grids(B, H, Lq, Lk, device))
+    return checked_mask(mask_mod, m, (B, H, Lq, Lk), device)
+
+
+def checked_mask(
+    mask_mod: MaskMod, m: object, shape: tuple[int, int, int, int], device=None
+) -> Tensor:
+    """What ``mask_mod`` returned for a ``shape = (B, H, queries, keys)`` grid, checked: a bool
+    tensor (a Python bool becomes one, on ``device``) broadcastable to ``shape``, made 4-D. A
+    TypeError or ValueError names the mask and what it returned otherwise."""
     if not isinstance(m, Tensor):
         m = torch.tensor(bool(m), device=device)
     if m.dtype != torch.bool:
         name = getattr(mask_mod, "__name__", repr(mask_mod))
         raise TypeError(f"mask_mod {name!r} must return a bool tensor, got dtype {m.dtype}")
     try:
-        torch.broadcast_shapes(m.shape, (B, H, Lq, Lk))
+        torch.broadcast_shapes(m.shape, shape)
     except RuntimeError:
         raise ValueError(
             f"mask_mod returned shape {tuple(m.shape)}, which does not broadcast to "
-            f"(B, H, Lq, Lk) = {(B, H, Lq, Lk)}"
+            f"(B, H, queries, keys) = {shape}"
         ) from None
     while m.dim() < 4:
         m = m.unsqueeze(0)

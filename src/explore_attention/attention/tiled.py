@@ -149,21 +149,8 @@ def _eval_mask(mask_mod: MaskMod, B: int, H: int, q_idx: Tensor, kv_idx: Tensor)
     b = torch.arange(B, device=dev).view(B, 1, 1, 1)
     h = torch.arange(H, device=dev).view(1, H, 1, 1)
     m = mask_mod(b, h, q_idx.view(1, 1, -1, 1), kv_idx.view(1, 1, 1, -1))
-    if not isinstance(m, Tensor):
-        m = torch.tensor(bool(m), device=dev)
-    if m.dtype != torch.bool:
-        name = getattr(mask_mod, "__name__", repr(mask_mod))
-        raise TypeError(f"mask_mod {name!r} must return a bool tensor, got dtype {m.dtype}")
     rows, cols = q_idx.numel(), kv_idx.numel()
-    try:
-        torch.broadcast_shapes(m.shape, (B, H, rows, cols))
-    except RuntimeError:
-        raise ValueError(
-            f"mask_mod returned shape {tuple(m.shape)}, which does not broadcast to "
-            f"(B, H, rows, cols) = {(B, H, rows, cols)}"
-        ) from None
-    while m.dim() < 4:
-        m = m.unsqueeze(0)
+    m = core.checked_mask(mask_mod, m, (B, H, rows, cols), dev)
     return m.expand(m.shape[0], m.shape[1], rows, cols)  # (B|1, H|1, rows, cols)
 
 
