@@ -377,3 +377,35 @@ def test_nan_key_hidden_from_some_heads_of_a_gqa_group():
     with torch.no_grad():
         out = attend(q, k, v, mask_mod=mask, backend="tiled", return_weights=False).output
     assert_close(out[:, 0::2], results["reference"][0])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_masks_with_global_rows_columns_and_bands(seed):
+    """The step planner against the reference on random masks: scattered entries, a few global
+    query rows and key columns, sometimes a band; per-batch/per-head or shared; GQA; any
+    lengths and block size; with and without autograd (float64)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(options):
+        return options[int(torch.randint(len(options), (1,), generator=g))]
+
+    B, Hkv, G = pick([1, 2]), pick([1, 2]), pick([1, 2])
+    H = Hkv * G
+    Lq, Lk = (int(torch.randint(1, 400, (1,), generator=g)) for _ in range(2))
+    table = torch.rand(pick([1, B]), pick([1, H]), Lq, Lk, generator=g) < pick([0.01, 0.1, 0.5])
+    for _ in range(pick([0, 1, 3])):
+        table[..., int(torch.randint(Lq, (1,), generator=g)), :] = True
+        table[..., int(torch.randint(Lk, (1,), generator=g))] = True
+    if pick([False, True]):
+        i = torch.arange(Lq).view(-1, 1) + (Lk - Lq)
+        table |= (i - torch.arange(Lk).view(1, -1)).abs() < pick([1, 20, 60])
+    mask, bs = masks.from_bool(table), pick([16, 32, 64, 128])
+    q, k, v = qkv(B, H, Hkv, Lq, Lk, 8, grad=True, seed=seed)
+    want = attend(q, k, v, mask_mod=mask, backend="reference").output
+    with torch.no_grad():
+        assert_close(tiled_attention(q, k, v, mask_mod=mask, block_size=bs).output, want)
+    out = tiled_attention(q, k, v, mask_mod=mask, block_size=bs).output
+    cot = torch.randn(out.shape, generator=g, dtype=out.dtype)
+    got = torch.autograd.grad((out * cot).sum(), (q, k, v))
+    for a, b in zip(got, torch.autograd.grad((want * cot).sum(), (q, k, v))):
+        assert_close(a, b)
