@@ -305,7 +305,7 @@ def _bias(drop: Tensor) -> Tensor:
 
 def _tile_steps(plan: _Plan, i: int, mask_mod: MaskMod | None, device, cached: bool):
     """The steps of query tile ``i``. With ``cached``, each partial tile's mask is evaluated
-    now and sorted: few live keys → a gathered step; few live queries → the tile's row pass;
+    now and sorted: few live keys → gathered onto a step; few live queries → the tile's row pass;
     else a masked span of a run. Returns the steps and the number of mask entries they hold."""
     states = plan.map[i].tolist()
     if not cached:
