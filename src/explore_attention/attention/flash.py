@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_int
-from .core import MaskMod, check_qkv, index_grids, repeat_kv
+from .core import MaskMod, check_qkv, mask_tensor, repeat_kv
 
 __all__ = ["flash_attention", "flash_backward", "flash_forward"]
 
@@ -49,7 +49,7 @@ def _mask(mask_mod: MaskMod | None, q: Tensor, k: Tensor) -> Tensor | None:
     if mask_mod is None:
         return None
     B, H, Lq, _ = q.shape
-    m = mask_mod(*index_grids(B, H, Lq, k.shape[2], q.device))
+    m = mask_tensor(mask_mod, B, H, Lq, k.shape[2], q.device)  # checked, (B|1, H|1, Lq, Lk)
     return m.expand(B, H, Lq, k.shape[2])  # (B, H, Lq, Lk), a view: no copy per head
 
 
