@@ -112,6 +112,17 @@ def _lm_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     return model(**batch).loss
 
 
+def _own_loss_task(model, cfg, sample, held: list, train: dict, meta: dict) -> Task:
+    """A Hugging Face model trained on its own loss and scored by its mean loss over the fixed
+    held-out batches ``held`` (lower is better); ``train`` holds the rest of the TrainConfig."""
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return {"val_loss": heldout_loss(m, held)}
+
+    defaults = TrainConfig(**train, metric="val_loss", mode="min")
+    return Task(model, cfg.to_dict(), sample, _lm_loss, evaluate, defaults, meta)
+
+
 # ------------------------------------------------------------------ llama-pydoc
 def make_llama(
     *,
@@ -155,15 +166,13 @@ def make_llama(
         x = random_batch(train, n, max_len, gen)[0]  # (B, T); the model shifts the labels
         return {"input_ids": x, "labels": x}
 
-    defaults = TrainConfig(
+    train_config = dict(
         steps=150 if quick() else 1000,
         batch_size=12,
         lr=3e-3,
         weight_decay=0.1,
         warmup=100,
         eval_every=250,
-        metric="val_loss",
-        mode="min",
     )
     meta = {
         "corpus": "pydoc_data.topics (explore_attention.data.text.pydoc_text)",
@@ -171,15 +180,7 @@ def make_llama(
         "val_tokens": val.numel(),
         "tokenizer_json": tok.backend_tokenizer.to_str(),
     }
-    return Task(
-        model,
-        cfg.to_dict(),
-        sample,
-        _lm_loss,
-        lambda m: {"val_loss": heldout_loss(m, held)},
-        defaults,
-        meta,
-    )
+    return _own_loss_task(model, cfg, sample, held, train_config, meta)
 
 
 # ------------------------------------------------------------------ t5-numbers-de
@@ -234,30 +235,20 @@ def make_t5(
         idx = torch.randint(0, len(train), (n,), generator=gen).tolist()
         return encode([train[i] for i in idx])
 
-    defaults = TrainConfig(
+    train_config = dict(
         steps=200 if quick() else 600,
         batch_size=64,
         lr=3e-3,
         weight_decay=0.01,
         warmup=100,
         eval_every=500,
-        metric="val_loss",
-        mode="min",
     )
     meta = {
         "data": "explore_attention.data.translation.numbers",
         "validation_pairs": val,
         "tokenizer_json": tok.backend_tokenizer.to_str(),
     }
-    return Task(
-        model,
-        cfg.to_dict(),
-        sample,
-        _lm_loss,
-        lambda m: {"val_loss": heldout_loss(m, held)},
-        defaults,
-        meta,
-    )
+    return _own_loss_task(model, cfg, sample, held, train_config, meta)
 
 
 @torch.no_grad()
